@@ -1,0 +1,308 @@
+"""`gpt-tf` command line: parses arguments, calls one library function, prints.
+
+User errors (`UserError`) print one line `gpt-tf: error: ...` and exit 2,
+never a traceback.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+from gpt_tf.errors import UserError
+
+
+def _add_model_options(parser):
+    parser.add_argument("--preset", default="mini",
+                        help="config preset: nano, mini, small, gpt2-124m (default mini)")
+    parser.add_argument("--config", help="JSON config file (instead of a preset)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="gpt-tf",
+        description="Train, evaluate and run GPT models on Keras 3 / TensorFlow.",
+        epilog="Config overrides: add --model.KEY=VALUE, --data.KEY=VALUE or --train.KEY=VALUE "
+               "to train (e.g. --model.num_layers=6 --train.steps=500).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tokenizer = commands.add_parser("tokenizer", help="train a SentencePiece tokenizer")
+    tokenizer_commands = tokenizer.add_subparsers(dest="tokenizer_command", required=True)
+    tok_train = tokenizer_commands.add_parser("train", help="train on text files")
+    tok_train.add_argument("inputs", nargs="+", help="text files, directories or globs")
+    tok_train.add_argument("--output", required=True, help="directory for tokenizer.model")
+    tok_train.add_argument("--vocab-size", type=int, default=8192)
+    tok_train.add_argument("--model-type", default="bpe", choices=["bpe", "unigram"])
+    tok_train.set_defaults(func=cmd_tokenizer_train)
+
+    train = commands.add_parser(
+        "train", help="pretrain a GPT (creates or resumes a run directory)",
+        description="Pretrain a GPT. A new --run-dir needs --data; an existing one resumes "
+                    "at its last checkpoint (train.* overrides may change, e.g. train.steps).")
+    train.add_argument("--run-dir", required=True, help="run directory (created or resumed)")
+    train.add_argument("--data", nargs="+", help="training text: files, directories or globs")
+    train.add_argument("--dataset", help="a prepared data set name instead of --data (e.g. lm-en)")
+    train.add_argument("--validation-data", nargs="+",
+                       help="held-out text (default: hold out whole documents)")
+    train.add_argument("--tokenizer", help="reuse this tokenizer.model instead of training one")
+    _add_model_options(train)
+    train.add_argument("--strategy", default="auto",
+                       choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"])
+    train.add_argument("--cpu-devices", type=int, default=0,
+                       help="split the CPU into N logical devices (for --strategy mirrored on CPU)")
+    train.add_argument("--sample-prompt", action="append", default=[],
+                       help="prompt for TensorBoard text samples (repeatable)")
+    train.add_argument("--deterministic", action="store_true",
+                       help="enable TensorFlow op determinism (bitwise-repeatable runs)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    generate = commands.add_parser("generate", help="continue a prompt with a trained run")
+    generate.add_argument("run_dir")
+    generate.add_argument("--prompt", action="append", required=True,
+                          help="prompt text (repeat for a batch)")
+    generate.add_argument("--max-new-tokens", type=int, default=100)
+    generate.add_argument("--temperature", type=float, default=0.8,
+                          help="0 is greedy (default 0.8)")
+    generate.add_argument("--top-k", type=int, default=40)
+    generate.add_argument("--top-p", type=float, default=1.0)
+    generate.add_argument("--repetition-penalty", type=float, default=1.0)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--checkpoint", default="final", choices=["final", "latest", "best"])
+    generate.add_argument("--stream", action="store_true", help="print tokens as they come")
+    generate.add_argument("--no-xla", action="store_true", help="do not compile with XLA")
+    generate.set_defaults(func=cmd_generate)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="validation loss, perplexity and bits per byte of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", nargs="+",
+                          help="held-out text (default: the run's validation split)")
+    evaluate.add_argument("--checkpoint", default="final", choices=["final", "latest", "best"])
+    evaluate.add_argument("--max-batches", type=int, default=0, help="0: all")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    try:
+        from gpt_tf.datasets import cli as datasets_cli
+    except ImportError:
+        datasets_cli = None
+    if datasets_cli is not None:
+        datasets_cli.register(commands)
+    return parser
+
+
+def _split_overrides(argv):
+    """Separates `--section.key=value` overrides from regular arguments."""
+    regular, overrides = [], []
+    for arg in argv:
+        name = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
+        if "." in name and name.split(".", 1)[0] in ("model", "data", "train"):
+            if "=" not in arg:
+                raise UserError(f"override '{arg}' needs a value: {arg}=VALUE")
+            overrides.append(arg[2:])
+        else:
+            regular.append(arg)
+    return regular, overrides
+
+
+def _load_config(args, overrides):
+    from gpt_tf.config import RunConfig, apply_overrides, preset
+
+    if args.config:
+        if not os.path.isfile(args.config):
+            raise UserError(f"config file '{args.config}' not found")
+        with open(args.config) as handle:
+            config = RunConfig.from_json(handle.read())
+    else:
+        config = preset(args.preset)
+    return apply_overrides(config, overrides)
+
+
+def cmd_tokenizer_train(args):
+    from gpt_tf.textfiles import resolve_text_files
+    from gpt_tf.tokenizer import train_tokenizer
+
+    files = resolve_text_files(args.inputs)
+    started = time.perf_counter()
+    tokenizer = train_tokenizer(files, args.output, vocab_size=args.vocab_size,
+                                model_type=args.model_type)
+    print(f"trained a {args.model_type} tokenizer: {tokenizer.vocab_size} tokens from "
+          f"{len(files)} file(s) in {time.perf_counter() - started:.1f}s -> "
+          f"{tokenizer.model_path}")
+    return 0
+
+
+class ConsoleProgress:
+    """Progress bar with step, loss, tokens/s and ETA; one line per eval."""
+
+    def __init__(self, stream=None, quiet=False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = self.stream.isatty()
+
+    def __call__(self, kind, info):
+        if kind == "start":
+            self._line(f"training {info['parameters']:,} parameters with {info['strategy']} "
+                       f"({info['replicas']} replica(s)), {info['tokens_per_step']:,} tokens/step, "
+                       f"steps {info['step']}->{info['steps']}")
+        elif kind == "resume":
+            self._line(f"resumed at step {info['step']} from {info['checkpoint']}")
+        elif kind == "warning":
+            self._line(f"warning: {info['message']}")
+        elif kind == "step" and not self.quiet:
+            width = 24
+            done = int(width * info["step"] / info["steps"])
+            eta = info["eta_seconds"]
+            text = (f"[{'#' * done}{'.' * (width - done)}] step {info['step']}/{info['steps']} "
+                    f"loss {info['loss']:.4f} {info['tokens_per_second']:,.0f} tok/s "
+                    f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
+            if self.tty:
+                self.stream.write("\r" + text)
+                self.stream.flush()
+            else:
+                self._line(text)
+        elif kind == "eval":
+            self._line(f"eval step {info['step']}: validation loss {info['validation_loss']:.4f} "
+                       f"ppl {info['validation_perplexity']:.2f} "
+                       f"bpb {info['validation_bits_per_byte']:.4f}")
+        elif kind == "sample" and not self.quiet:
+            for text in info["texts"]:
+                self._line(f"sample step {info['step']}: {text!r}")
+
+    def _line(self, text):
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def cmd_train(args):
+    overrides = args.overrides
+    from gpt_tf import training
+
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    if training.is_run_dir(args.run_dir):
+        if args.data or args.dataset:
+            print(f"note: '{args.run_dir}' exists; resuming it (its stored data split is used)",
+                  file=sys.stderr)
+    else:
+        data = args.data
+        validation = args.validation_data
+        if args.dataset:
+            from gpt_tf.datasets import lm_split_files
+
+            splits = lm_split_files(args.dataset)
+            data, validation = splits["train"], validation or splits.get("validation")
+        if not data:
+            raise UserError(f"'{args.run_dir}' is a new run: pass --data FILES or --dataset NAME")
+        config = _load_config(args, overrides)
+        training.prepare_run(args.run_dir, config, data, validation, args.tokenizer)
+        overrides = []
+    from gpt_tf.distribute import make_strategy
+
+    strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)
+    try:
+        result = training.train(args.run_dir, strategy=strategy,
+                                on_event=ConsoleProgress(quiet=args.quiet),
+                                sample_prompts=args.sample_prompt, overrides=overrides)
+    except training.TrainingStopped as stop:
+        print(f"gpt-tf: training stopped: {stop}", file=sys.stderr)
+        return 3
+    summary = {"status": result.status, "step": result.step, "final_loss": result.final_loss}
+    if result.validation:
+        summary.update({k: v for k, v in result.validation.items() if k != "step"})
+    print(json.dumps(summary))
+    if result.status == "preempted":
+        print("preempted (SIGTERM): checkpoint saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 143
+    return 0
+
+
+def cmd_generate(args):
+    from gpt_tf.generation import Generator
+    from gpt_tf.sampling import Sampler
+    from gpt_tf.training import load_model
+
+    sampler = Sampler(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                      repetition_penalty=args.repetition_penalty)
+    model, tokenizer, _ = load_model(args.run_dir, args.checkpoint)
+    generator = Generator(model, jit_compile=not args.no_xla)
+    prompts = [[tokenizer.end_of_text_id] + tokenizer.encode(p) for p in args.prompt]
+    stop = [tokenizer.end_of_text_id]
+    if args.stream and len(prompts) == 1:
+        sys.stdout.write(args.prompt[0])
+        emitted = []
+
+        def on_token(step, tokens):
+            if tokens[0] is None or tokens[0] in stop:
+                return
+            before = tokenizer.decode(emitted)
+            emitted.append(tokens[0])
+            # Decode the whole tail so multi-byte characters print once complete.
+            sys.stdout.write(tokenizer.decode(emitted)[len(before):])
+            sys.stdout.flush()
+
+        generator.generate(prompts, args.max_new_tokens, sampler, args.seed, stop, on_token)
+        sys.stdout.write("\n")
+        return 0
+    result = generator.generate(prompts, args.max_new_tokens, sampler, args.seed, stop)
+    for prompt, ids in zip(args.prompt, result.token_ids):
+        print(prompt + tokenizer.decode(ids))
+        if len(args.prompt) > 1:
+            print("---")
+    return 0
+
+
+def cmd_evaluate(args):
+    from gpt_tf import data as data_lib
+    from gpt_tf.textfiles import resolve_text_files
+    from gpt_tf.training import evaluate, load_model, load_split
+
+    model, tokenizer, config = load_model(args.run_dir, args.checkpoint)
+    if args.data:
+        sources = [data_lib.Source(f) for f in resolve_text_files(args.data)]
+    else:
+        sources = load_split(args.run_dir)["validation"]
+        if not sources:
+            raise UserError(f"run '{args.run_dir}' has no validation split; pass --data FILES")
+    dataset = data_lib.lm_dataset(sources, tokenizer, config.model.sequence_length,
+                                  config.train.batch_size, shuffle=False, repeat=False)
+    loss, tokens = evaluate(model, dataset, args.max_batches)
+    total_bytes, total_tokens = data_lib.count_bytes_and_tokens(sources, tokenizer)
+    report = {"validation_loss": loss, "perplexity": math.exp(min(loss, 50.0)),
+              "bits_per_byte": data_lib.bits_per_byte(loss, total_bytes, total_tokens),
+              "tokens_scored": tokens, "text": data_lib.describe_sources(sources)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['text']}: loss {loss:.4f} nats/token, perplexity {report['perplexity']:.2f}, "
+              f"{report['bits_per_byte']:.4f} bits/byte over {tokens:,} tokens")
+    return 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        regular, overrides = _split_overrides(argv)
+        args = build_parser().parse_args(regular)
+        if overrides and args.func is not cmd_train:
+            raise UserError(f"config overrides {overrides} only apply to `gpt-tf train`")
+        args.overrides = overrides
+        return args.func(args)
+    except UserError as error:
+        print(f"gpt-tf: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gpt-tf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""SentencePiece tokenizer: trained offline, identical on the host and in-graph.
+
+One `.model` file drives both sides: the `sentencepiece` package on the host
+(the TFLite runner needs nothing else) and `tensorflow_text` in-graph (inside
+`tf.data` and exported SavedModels). Normalisation is `identity` and no dummy
+prefix is added, so any UTF-8 text (whitespace runs, Chinese, emoji) round-trips
+exactly; byte fallback covers characters outside the vocabulary.
+"""
+
+import json
+import os
+import tempfile
+
+import sentencepiece as spm
+
+from gpt_tf.errors import UserError
+from gpt_tf.textfiles import check_text_file
+
+PAD = "<|pad|>"
+UNK = "<|unk|>"
+END_OF_TEXT = "<|endoftext|>"
+# Task separators: user-defined symbols, so they are matched when they appear
+# literally in a prompt string (the in-graph string->string signatures rely on it).
+SEPARATORS = (
+    "<|sep|>",
+    "<|source|>",
+    "<|target|>",
+    "<|context|>",
+    "<|question|>",
+    "<|answer|>",
+    "<|text|>",
+    "<|label|>",
+)
+MODEL_FILE = "tokenizer.model"
+META_FILE = "tokenizer.json"
+
+
+def train_tokenizer(files, output_dir, vocab_size=8192, model_type="bpe",
+                    max_sentences=2_000_000):
+    """Trains a SentencePiece model on text files.
+
+    Args:
+        files: list of UTF-8 text file paths.
+        output_dir: directory that receives `tokenizer.model` and `tokenizer.json`.
+        vocab_size: total vocabulary, special tokens and 256 byte pieces included.
+        model_type: `bpe` or `unigram`.
+        max_sentences: lines sampled for training (bounds memory on big corpora).
+
+    Returns:
+        The trained `Tokenizer`.
+    """
+    if not files:
+        raise UserError("no input files given to train the tokenizer; pass text files or a directory")
+    for path in files:
+        check_text_file(path)
+    if model_type not in ("bpe", "unigram"):
+        raise UserError(f"tokenizer model type must be 'bpe' or 'unigram', got '{model_type}'")
+    minimum = 3 + len(SEPARATORS) + 256 + 1
+    if vocab_size < minimum:
+        raise UserError(f"vocab size {vocab_size} is too small; use at least {minimum}")
+    os.makedirs(output_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
+        prefix = os.path.join(tmp, "sp")
+        try:
+            spm.SentencePieceTrainer.train(
+                input=list(files),
+                model_prefix=prefix,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                byte_fallback=True,
+                normalization_rule_name="identity",
+                remove_extra_whitespaces=False,
+                add_dummy_prefix=False,
+                split_digits=True,
+                allow_whitespace_only_pieces=True,
+                character_coverage=0.9995,
+                input_sentence_size=max_sentences,
+                shuffle_input_sentence=True,
+                max_sentence_length=1 << 14,
+                pad_id=0, pad_piece=PAD,
+                unk_id=1, unk_piece=UNK,
+                eos_id=2, eos_piece=END_OF_TEXT,
+                bos_id=-1,
+                user_defined_symbols=list(SEPARATORS),
+                hard_vocab_limit=True,
+                num_threads=2,
+                minloglevel=2,
+            )
+        except RuntimeError as error:
+            message = str(error)
+            if "Vocabulary size too high" in message or "vocab_size" in message:
+                raise UserError(
+                    f"the corpus is too small for a vocabulary of {vocab_size}: {message.strip()}; "
+                    "lower --vocab-size or add text"
+                ) from None
+            raise UserError(f"tokenizer training failed: {message.strip()}") from None
+        model_path = os.path.join(output_dir, MODEL_FILE)
+        os.replace(prefix + ".model", model_path)
+    tokenizer = Tokenizer(model_path)
+    tokenizer.save_metadata(output_dir)
+    return tokenizer
+
+
+class Tokenizer:
+    """Host-side SentencePiece tokenizer with in-graph twins.
+
+    Args:
+        model_path: path of a `tokenizer.model` trained by `train_tokenizer`.
+    """
+
+    def __init__(self, model_path):
+        if not os.path.isfile(model_path):
+            raise UserError(f"tokenizer model '{model_path}' not found; train one with `gpt-tf tokenizer train`")
+        with open(model_path, "rb") as handle:
+            self.proto = handle.read()
+        self.processor = spm.SentencePieceProcessor()
+        try:
+            self.processor.LoadFromSerializedProto(self.proto)
+        except RuntimeError:
+            raise UserError(f"tokenizer model '{model_path}' is corrupt; retrain it") from None
+        self.model_path = model_path
+        self.vocab_size = self.processor.GetPieceSize()
+        self.pad_id = self.processor.pad_id()
+        self.end_of_text_id = self.processor.eos_id()
+        self.separator_ids = {s: self.processor.PieceToId(s) for s in SEPARATORS}
+        self._graph_tokenizer = None
+
+    @classmethod
+    def from_dir(cls, directory):
+        return cls(os.path.join(directory, MODEL_FILE))
+
+    def save_metadata(self, directory):
+        meta = {
+            "vocab_size": self.vocab_size,
+            "pad_id": self.pad_id,
+            "end_of_text_id": self.end_of_text_id,
+            "separators": self.separator_ids,
+        }
+        with open(os.path.join(directory, META_FILE), "w") as handle:
+            json.dump(meta, handle, indent=2)
+
+    def encode(self, text):
+        """Text (str or list of str) -> list of ids (or list of lists)."""
+        return self.processor.EncodeAsIds(text)
+
+    def decode(self, ids):
+        """Ids -> text. Special control ids (pad, end-of-text) decode to ''."""
+        if ids and isinstance(ids[0], (list, tuple)):
+            return [self.processor.DecodeIds([int(i) for i in row]) for row in ids]
+        return self.processor.DecodeIds([int(i) for i in ids])
+
+    def id_to_piece(self, token_id):
+        return self.processor.IdToPiece(int(token_id))
+
+    @property
+    def graph_tokenizer(self):
+        """A `tensorflow_text.SentencepieceTokenizer` over the same model."""
+        if self._graph_tokenizer is None:
+            import tensorflow_text as tf_text
+
+            self._graph_tokenizer = tf_text.SentencepieceTokenizer(
+                model=self.proto, out_type="int32", add_bos=False, add_eos=False
+            )
+        return self._graph_tokenizer
+
+    def tokenize(self, strings):
+        """In-graph: string tensor (any shape) -> int32 ragged ids."""
+        return self.graph_tokenizer.tokenize(strings)
+
+    def detokenize(self, ids):
+        """In-graph: int ids (ragged or dense) -> strings."""
+        return self.graph_tokenizer.detokenize(ids)

@@ -1,0 +1,19 @@
+"""Assertions shared by several test modules."""
+
+import numpy as np
+
+
+def assert_close(actual, expected, atol=1e-5, what="values"):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    worst = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
+    assert worst <= atol, f"{what}: max abs difference {worst} > {atol}"
+
+
+def naive_greedy(model, prompt, steps):
+    """Greedy continuation by recomputing the whole prefix each step (no cache)."""
+    sequence = list(prompt)
+    for _ in range(steps):
+        logits = model(np.array([sequence], dtype=np.int32))
+        sequence.append(int(np.argmax(np.asarray(logits)[0, -1])))
+    return sequence[len(prompt):]

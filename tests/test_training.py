@@ -1,0 +1,125 @@
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from gpt_tf.config import apply_overrides
+from gpt_tf.training import TrainingStopped, load_model, prepare_run, train
+
+
+def _losses(events):
+    return [info["loss"] for kind, info in events if kind == "step"]
+
+
+def test_loss_falls_on_real_text(trained_run):
+    losses = _losses(trained_run["events"])
+    assert len(losses) == 6
+    assert losses[-1] < losses[0] - 1.0, losses
+    result = trained_run["result"]
+    assert result.status == "completed" and result.step == 60
+    assert result.validation["validation_loss"] < math.log(320)
+    assert 0 < result.validation["validation_bits_per_byte"] < 8
+
+
+def test_run_directory_layout(trained_run):
+    run_dir = trained_run["run_dir"]
+    for name in ("config.json", "data_split.json", "tokenizer.model", "model.keras",
+                 "history.jsonl", "checkpoints", "best", "logs"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    model, tokenizer, config = load_model(run_dir)
+    assert model.backbone.vocab_size == tokenizer.vocab_size == config.model.vocab_size
+
+
+def test_tensorboard_event_files(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logs = os.path.join(trained_run["run_dir"], "logs")
+    train_events = EventAccumulator(os.path.join(logs, "train")).Reload()
+    tags = set(train_events.Tags()["tensors"])
+    assert {"loss", "perplexity", "learning_rate", "gradient_norm", "tokens_per_second",
+            "step_time"} <= tags
+    losses = [float(np.asarray(_tensor(e))) for e in train_events.Tensors("loss")]
+    assert [e.step for e in train_events.Tensors("loss")] == [10, 20, 30, 40, 50, 60]
+    assert losses == pytest.approx(_losses(trained_run["events"]), rel=1e-6)
+    validation = EventAccumulator(os.path.join(logs, "validation")).Reload()
+    assert {"loss", "perplexity", "bits_per_byte"} <= set(validation.Tags()["tensors"])
+    assert [e.step for e in validation.Tensors("bits_per_byte")] == [30, 60]
+
+
+def _tensor(event):
+    import tensorflow as tf
+
+    return tf.make_ndarray(event.tensor_proto)
+
+
+def _weights(run_dir):
+    model, _, _ = load_model(run_dir, "latest")
+    return [np.asarray(w) for w in model.weights]
+
+
+def _new_run(tmp_path, name, tiny_config, corpus_files, **train):
+    config = apply_overrides(tiny_config, {
+        "train.steps": 12, "train.batch_size": 4, "train.warmup_steps": 2,
+        "train.eval_every": 100, "train.checkpoint_every": 4, "train.log_every": 4,
+        "model.dropout": 0.1, "data.validation_fraction": 0.25,
+        **{f"train.{k}": v for k, v in train.items()}})
+    run_dir = str(tmp_path / name)
+    prepare_run(run_dir, config, corpus_files)
+    return run_dir
+
+
+def test_resume_in_slices_equals_one_run(tmp_path, tiny_config, corpus_files):
+    straight = _new_run(tmp_path, "straight", tiny_config, corpus_files)
+    train(straight)
+    sliced = _new_run(tmp_path, "sliced", tiny_config, corpus_files)
+    first = train(sliced, max_steps_this_run=5)
+    assert first.status == "paused" and first.step == 5
+    second = train(sliced)
+    assert second.resumed_from == 5 and second.step == 12
+    for a, b in zip(_weights(straight), _weights(sliced)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_corrupt_newest_checkpoint_falls_back(tmp_path, tiny_config, corpus_files):
+    run_dir = _new_run(tmp_path, "corrupt", tiny_config, corpus_files)
+    train(run_dir)
+    newest = os.path.join(run_dir, "checkpoints", "ckpt-12.data-00000-of-00001")
+    with open(newest, "r+b") as handle:
+        handle.truncate(100)
+    events = []
+    result = train(run_dir, on_event=lambda kind, info: events.append((kind, info)))
+    warnings = [info["message"] for kind, info in events if kind == "warning"]
+    assert len(warnings) == 1 and "ckpt-12" in warnings[0] and "previous" in warnings[0]
+    assert result.resumed_from == 8 and result.step == 12
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_config, corpus_files):
+    run_dir = _new_run(tmp_path, "nan", tiny_config, corpus_files, steps=200,
+                       checkpoint_every=1, learning_rate=1e9, min_learning_rate=1e9,
+                       warmup_steps=0, clip_norm=0.0)
+    with pytest.raises(TrainingStopped, match="Last good checkpoint: .*ckpt-"):
+        train(run_dir)
+    for weight in _weights(run_dir):
+        assert np.isfinite(weight).all()
+
+
+def test_early_stopping(tmp_path, tiny_config, corpus_files):
+    run_dir = _new_run(tmp_path, "early", tiny_config, corpus_files, steps=200,
+                       eval_every=2, eval_steps=1, early_stopping_patience=2,
+                       learning_rate=0.5, min_learning_rate=0.5, warmup_steps=0)
+    result = train(run_dir)
+    assert result.status == "early_stopped" and result.step < 200
+
+
+def test_overrides_on_existing_run(tmp_path, tiny_config, corpus_files):
+    run_dir = _new_run(tmp_path, "extend", tiny_config, corpus_files)
+    train(run_dir)
+    result = train(run_dir, overrides=["train.steps=16"])
+    assert result.resumed_from == 12 and result.step == 16
+    from gpt_tf.errors import UserError
+
+    with pytest.raises(UserError, match="only train"):
+        train(run_dir, overrides=["model.num_layers=3"])
+    shutil.rmtree(run_dir)
