@@ -5,6 +5,7 @@ never a traceback.
 """
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -85,13 +86,20 @@ def build_parser():
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 
-    try:
-        from gpt_tf.datasets import cli as datasets_cli
-    except ImportError:
-        datasets_cli = None
-    if datasets_cli is not None:
-        datasets_cli.register(commands)
+    for module_name in _PLUGIN_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if not (module_name + ".").startswith(error.name + "."):
+                raise
+            continue
+        module.register(commands)
     return parser
+
+
+# Subcommand groups living next to their library code; each module has
+# `register(subparsers)` and handlers taking `args` (with `args.overrides`).
+_PLUGIN_COMMANDS = ("gpt_tf.datasets.cli", "gpt_tf.export.cli", "gpt_tf.serving.cli")
 
 
 def _split_overrides(argv):

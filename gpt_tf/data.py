@@ -111,7 +111,7 @@ def lm_dataset(sources, tokenizer, sequence_length, batch_size, shuffle=True,
         seed: shuffle seed; the same seed gives the same order.
         repeat: loop forever (training) or stop after one pass.
         input_context: optional `tf.distribute.InputContext`; each input
-            pipeline keeps every n-th window.
+            pipeline keeps every n-th batch of the shared seeded stream.
 
     Returns:
         A `tf.data.Dataset`.
@@ -119,15 +119,20 @@ def lm_dataset(sources, tokenizer, sequence_length, batch_size, shuffle=True,
     if not sources:
         raise UserError("no text to build a dataset from; check the data paths")
     windows = token_stream(sources, tokenizer).rebatch(sequence_length + 1, drop_remainder=True)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        windows = windows.shard(input_context.num_input_pipelines,
-                                input_context.input_pipeline_id)
     windows = windows.map(lambda w: (w[:-1], w[1:]), num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
         windows = windows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         windows = windows.repeat()
-    return windows.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
+    batches = windows.batch(batch_size, drop_remainder=repeat)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        # Shard whole batches of one seeded stream: worker w takes batches
+        # w, w+n, ..., so n workers see exactly the windows one device would
+        # see in a global batch, and losses do not depend on the worker count.
+        # Each worker reads and tokenizes the whole corpus (cheap next to training).
+        batches = batches.shard(input_context.num_input_pipelines,
+                                input_context.input_pipeline_id)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def count_bytes_and_tokens(sources, tokenizer):

@@ -314,46 +314,7 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
             split["validation"], tokenizer, window, tc.batch_size, shuffle=False, repeat=False)
         val_bytes, val_tokens = data_lib.count_bytes_and_tokens(split["validation"], tokenizer)
 
-    denominator = float(tokens_per_step)
-
-    @tf.function(jit_compile=tc.xla)
-    def forward_backward(inputs, targets):
-        with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)  # (b, T, V) float32
-            nll = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-            loss_sum = tf.reduce_sum(nll)
-            # Divided by the *global* token count, so summing over replicas
-            # gives the global mean whatever the number of replicas.
-            scaled = loss_sum / denominator
-        return loss_sum, tape.gradient(scaled, model.trainable_variables)
-
-    def replica_step(batches):
-        loss_sum, grads = 0.0, None
-        for inputs, targets in batches:
-            micro_loss, micro_grads = forward_backward(inputs, targets)
-            loss_sum += micro_loss
-            grads = micro_grads if grads is None else [g + m for g, m in zip(grads, micro_grads)]
-        context = tf.distribute.get_replica_context()
-        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        loss = context.all_reduce(tf.distribute.ReduceOp.SUM, loss_sum) / denominator
-        norm = tf.linalg.global_norm(grads)
-        if tc.clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, tc.clip_norm, use_norm=norm)
-        # Keras' optimizer sums gradients over replicas once more inside
-        # apply(); hand it 1/n of the reduced sum so that sum is the global
-        # gradient (exact for power-of-two replica counts).
-        if replicas > 1:
-            grads = [g / replicas for g in grads]
-        optimizer.apply(grads, model.trainable_variables)
-        step.assign_add(1)
-        return loss, norm
-
-    @tf.function
-    def train_step(iterator):
-        batches = [next(iterator) for _ in range(accumulation)]
-        loss, norm = strategy.run(replica_step, args=(batches,))
-        return (strategy.experimental_local_results(loss)[0],
-                strategy.experimental_local_results(norm)[0])
+    train_step = build_train_step(strategy, model, optimizer, tc, window, step)
 
     writers = {}
     if chief:
@@ -461,6 +422,67 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
                          validation=last_eval, resumed_from=resumed_from)
     emit("end", dataclasses.asdict(result))
     return result
+
+
+def build_train_step(strategy, model, optimizer, train_config, sequence_length, step):
+    """Returns `train_step(distributed_iterator) -> (loss, gradient_norm)`.
+
+    One optimizer step: `gradient_accumulation` micro-batches per replica,
+    gradients all-reduced, clipped by their global norm, applied by AdamW.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` whose scope built the model.
+        model: a `GPTCausalLM`.
+        optimizer: a built Keras optimizer.
+        train_config: a `TrainConfig`.
+        sequence_length: tokens per window.
+        step: int64 `tf.Variable` incremented once per step.
+    """
+    tc = train_config
+    replicas = strategy.num_replicas_in_sync
+    accumulation = tc.gradient_accumulation
+    denominator = float(tc.batch_size * sequence_length * accumulation)
+
+    @tf.function(jit_compile=tc.xla)
+    def forward_backward(inputs, targets):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)  # (b, T, V) float32
+            nll = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+            loss_sum = tf.reduce_sum(nll)
+            # Divided by the *global* token count, so summing over replicas
+            # gives the global mean whatever the number of replicas.
+            scaled = loss_sum / denominator
+        return loss_sum, tape.gradient(scaled, model.trainable_variables)
+
+    def replica_step(batches):
+        loss_sum, grads = 0.0, None
+        for inputs, targets in batches:
+            micro_loss, micro_grads = forward_backward(inputs, targets)
+            loss_sum += micro_loss
+            grads = micro_grads if grads is None else [g + m for g, m in zip(grads, micro_grads)]
+        context = tf.distribute.get_replica_context()
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        loss = context.all_reduce(tf.distribute.ReduceOp.SUM, loss_sum) / denominator
+        norm = tf.linalg.global_norm(grads)
+        if tc.clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, tc.clip_norm, use_norm=norm)
+        # Keras' optimizer sums gradients over replicas once more inside
+        # apply(); hand it 1/n of the reduced sum so that sum is the global
+        # gradient (exact for power-of-two replica counts).
+        if replicas > 1:
+            grads = [g / replicas for g in grads]
+        optimizer.apply(grads, model.trainable_variables)
+        step.assign_add(1)
+        return loss, norm
+
+    @tf.function
+    def train_step(iterator):
+        batches = [next(iterator) for _ in range(accumulation)]
+        loss, norm = strategy.run(replica_step, args=(batches,))
+        return (strategy.experimental_local_results(loss)[0],
+                strategy.experimental_local_results(norm)[0])
+
+    return train_step
 
 
 def _save_keras_atomic(model, path):

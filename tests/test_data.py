@@ -76,6 +76,7 @@ def test_input_context_shards_windows(tokenizer, corpus_files):
                                       input_context=context)))
     np.testing.assert_array_equal(shards[0][0][0], full[0][0])
     np.testing.assert_array_equal(shards[1][0][0], full[1][0])
+    np.testing.assert_array_equal(shards[0][1][0], full[2][0])
     assert len(shards[0]) + len(shards[1]) == len(full)
 
 
