@@ -51,6 +51,10 @@ def build_parser():
     _add_model_options(train)
     train.add_argument("--strategy", default="auto",
                        choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"])
+    train.add_argument("--workers", type=int, default=0,
+                       help="launch N local multi-worker processes and restart them on failure")
+    train.add_argument("--max-restarts", type=int, default=3,
+                       help="with --workers: restarts of the worker group after a failure")
     train.add_argument("--cpu-devices", type=int, default=0,
                        help="split the CPU into N logical devices (for --strategy mirrored on CPU)")
     train.add_argument("--sample-prompt", action="append", default=[],
@@ -212,6 +216,10 @@ def cmd_train(args):
         config = _load_config(args, overrides)
         training.prepare_run(args.run_dir, config, data, validation, args.tokenizer)
         overrides = []
+    if args.workers:
+        return _launch_workers(args, overrides)
+    import tensorflow as tf
+
     from gpt_tf.distribute import make_strategy
 
     strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)
@@ -222,6 +230,15 @@ def cmd_train(args):
     except training.TrainingStopped as stop:
         print(f"gpt-tf: training stopped: {stop}", file=sys.stderr)
         return 3
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError) as error:
+        if args.strategy != "multi_worker":
+            raise
+        first = str(error).strip().splitlines()[0][:200]
+        print(f"gpt-tf: a peer worker failed ({type(error).__name__}: {first}); this worker "
+              "stops. Restart all workers (`--workers N` does it) to resume from the last "
+              "checkpoint", file=sys.stderr)
+        return 4
     summary = {"status": result.status, "step": result.step, "final_loss": result.final_loss}
     if result.validation:
         summary.update({k: v for k, v in result.validation.items() if k != "step"})
@@ -231,6 +248,36 @@ def cmd_train(args):
               file=sys.stderr)
         return 143
     return 0
+
+
+def _launch_workers(args, overrides):
+    from gpt_tf.launcher import run_workers
+
+    if args.workers < 2:
+        raise UserError(f"--workers must be >= 2 (got {args.workers}); omit it for one process")
+    if args.strategy not in ("auto", "multi_worker"):
+        raise UserError("--workers runs the multi_worker strategy; drop --strategy")
+    worker_args = ["--run-dir", args.run_dir, *[f"--{o}" for o in overrides]]
+    worker_args += ["--quiet"] if args.quiet else []
+    worker_args += ["--deterministic"] if args.deterministic else []
+
+    def on_output(index, line):
+        print(f"[worker {index}] {line}", file=sys.stderr, flush=True)
+
+    def on_event(kind, info):
+        if kind == "start":
+            print(f"launcher: attempt {info['attempt']}: worker pids {info['pids']}",
+                  file=sys.stderr, flush=True)
+        elif kind == "failure":
+            print(f"launcher: worker {info['worker']} exited with status {info['status']}; "
+                  "stopping the others", file=sys.stderr, flush=True)
+        elif kind == "restart":
+            print(f"launcher: restarting all workers (restart {info['attempt']})",
+                  file=sys.stderr, flush=True)
+        elif kind == "done":
+            print("launcher: all workers finished", file=sys.stderr, flush=True)
+
+    return run_workers(worker_args, args.workers, args.max_restarts, on_output, on_event)
 
 
 def cmd_generate(args):

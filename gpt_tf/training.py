@@ -514,7 +514,8 @@ def _write_samples(writer, model, tokenizer, prompts, step, emit):
 
     generator = Generator(model)
     ids = [[tokenizer.end_of_text_id] + tokenizer.encode(p) for p in prompts]
-    result = generator.generate(ids, max_new_tokens=48, sampler=Sampler(temperature=0.8, top_k=40),
+    new_tokens = min(48, model.backbone.sequence_length // 2)
+    result = generator.generate(ids, max_new_tokens=new_tokens, sampler=Sampler(temperature=0.8, top_k=40),
                                 seed=step, stop_ids=[tokenizer.end_of_text_id])
     texts = [p + tokenizer.decode(t) for p, t in zip(prompts, result.token_ids)]
     with writer.as_default(step=step):

@@ -65,9 +65,10 @@ def trained_run(tmp_path_factory, tiny_config):
     config = apply_overrides(tiny_config, {
         "train.steps": 60, "train.batch_size": 8, "train.learning_rate": 3e-3,
         "train.warmup_steps": 5, "train.eval_every": 30, "train.checkpoint_every": 20,
-        "train.log_every": 10, "data.validation_fraction": 0.25,
+        "train.log_every": 10, "data.validation_fraction": 0.25, "train.sample_every": 30,
     })
     prepare_run(run_dir, config, CORPUS_FILES)
     events = []
-    result = train(run_dir, on_event=lambda kind, info: events.append((kind, info)))
+    result = train(run_dir, on_event=lambda kind, info: events.append((kind, info)),
+                   sample_prompts=["And God said"])
     return {"run_dir": run_dir, "result": result, "events": events}

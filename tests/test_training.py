@@ -46,6 +46,16 @@ def test_tensorboard_event_files(trained_run):
     validation = EventAccumulator(os.path.join(logs, "validation")).Reload()
     assert {"loss", "perplexity", "bits_per_byte"} <= set(validation.Tags()["tensors"])
     assert [e.step for e in validation.Tensors("bits_per_byte")] == [30, 60]
+    samples = train_events.Tensors("samples")
+    assert [e.step for e in samples] == [30, 60]
+    text = _tensor(samples[-1]).reshape(-1)[0].decode("utf-8")
+    assert text.startswith("And God said") and len(text) > len("And God said")
+    # The HParams run table is a plugin summary in the same event files.
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as multiplexer
+
+    mux = multiplexer.EventMultiplexer({"train": os.path.join(logs, "train")}).Reload()
+    metadata = mux.SummaryMetadata("train", "_hparams_/session_start_info")
+    assert metadata.plugin_data.plugin_name == "hparams"
 
 
 def _tensor(event):
