@@ -98,6 +98,8 @@ class TrainConfig:
         peak_tflops: accelerator peak used for MFU (0: MFU not logged).
         sample_every: steps between generated text samples in TensorBoard
             (0: off).
+        profile_steps: `"START,STOP"` to record a TensorBoard profile of
+            those steps (needs `tensorboard-plugin-profile` to view), "" off.
     """
 
     batch_size: int = 16
@@ -122,6 +124,7 @@ class TrainConfig:
     early_stopping_patience: int = 0
     peak_tflops: float = 0.0
     sample_every: int = 0
+    profile_steps: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,6 +342,12 @@ def validate(config):
         problems.append(f"train.gradient_accumulation must be >= 1 (got {t.gradient_accumulation})")
     if t.early_stopping_patience < 0 or t.peak_tflops < 0 or t.sample_every < 0:
         problems.append("train.early_stopping_patience, peak_tflops and sample_every must be >= 0")
+    if t.profile_steps:
+        parts = t.profile_steps.split(",")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or \
+                int(parts[0]) >= int(parts[1]):
+            problems.append(f"train.profile_steps must look like 'START,STOP' with START < STOP "
+                            f"(got '{t.profile_steps}')")
     if problems:
         raise UserError("invalid config: " + "; ".join(problems))
     return config

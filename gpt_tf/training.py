@@ -350,9 +350,14 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     status, loss_value, last_eval = "completed", float("nan"), None
     steps_this_run = 0
     window_start, window_steps = time.perf_counter(), 0
+    profile = tuple(int(p) for p in tc.profile_steps.split(",")) if tc.profile_steps else None
     with _SigtermFlag() as sigterm:
         while int(step.numpy()) < tc.steps:
+            if chief and profile and int(step.numpy()) == profile[0]:
+                tf.profiler.experimental.start(os.path.join(run_dir, "logs", "profile"))
             loss, norm = train_step(iterator)
+            if chief and profile and int(step.numpy()) == profile[1]:
+                tf.profiler.experimental.stop()
             loss_value, norm_value = float(loss), float(norm)
             current = int(step.numpy())
             steps_this_run += 1

@@ -69,11 +69,11 @@ def _weights(run_dir):
     return [np.asarray(w) for w in model.weights]
 
 
-def _new_run(tmp_path, name, tiny_config, corpus_files, **train):
+def _new_run(tmp_path, name, tiny_config, corpus_files, dropout=0.1, **train):
     config = apply_overrides(tiny_config, {
         "train.steps": 12, "train.batch_size": 4, "train.warmup_steps": 2,
         "train.eval_every": 100, "train.checkpoint_every": 4, "train.log_every": 4,
-        "model.dropout": 0.1, "data.validation_fraction": 0.25,
+        "model.dropout": dropout, "data.validation_fraction": 0.25,
         **{f"train.{k}": v for k, v in train.items()}})
     run_dir = str(tmp_path / name)
     prepare_run(run_dir, config, corpus_files)
@@ -133,3 +133,34 @@ def test_overrides_on_existing_run(tmp_path, tiny_config, corpus_files):
     with pytest.raises(UserError, match="only train"):
         train(run_dir, overrides=["model.num_layers=3"])
     shutil.rmtree(run_dir)
+
+
+def _step_losses(run_dir, **kwargs):
+    events = []
+    train(run_dir, on_event=lambda kind, info: events.append((kind, info)), **kwargs)
+    return _losses(events)
+
+
+def test_gradient_accumulation_equals_the_bigger_batch(tmp_path, tiny_config, corpus_files):
+    # Dropout off: the masks of two micro-batches differ from one batch's.
+    big = _new_run(tmp_path, "big", tiny_config, corpus_files, dropout=0.0, batch_size=8,
+                   log_every=1, steps=4)
+    accumulated = _new_run(tmp_path, "accumulated", tiny_config, corpus_files, dropout=0.0,
+                           batch_size=4, gradient_accumulation=2, log_every=1, steps=4)
+    np.testing.assert_allclose(_step_losses(accumulated), _step_losses(big), rtol=1e-5)
+
+
+def test_bfloat16_matches_float32_at_the_start(tmp_path, tiny_config, corpus_files):
+    fp32 = _new_run(tmp_path, "fp32", tiny_config, corpus_files, log_every=1, steps=3)
+    bf16 = _new_run(tmp_path, "bf16", tiny_config, corpus_files, log_every=1, steps=3,
+                    mixed_precision="bfloat16")
+    np.testing.assert_allclose(_step_losses(bf16), _step_losses(fp32), rtol=2e-2)
+
+
+def test_profile_steps_write_a_trace(tmp_path, tiny_config, corpus_files):
+    run_dir = _new_run(tmp_path, "profiled", tiny_config, corpus_files, steps=6,
+                       profile_steps="2,4")
+    train(run_dir)
+    traces = [name for _, _, names in os.walk(os.path.join(run_dir, "logs", "profile"))
+              for name in names if name.endswith(".xplane.pb")]
+    assert traces
