@@ -55,8 +55,7 @@ def train_gpt_tf(steps=12):
                                          0, REFERENCE["vocab_size"], dtype=tf.int32)
     dataset = tf.data.Dataset.from_tensors((tokens[:, :-1], tokens[:, 1:])).repeat()
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    train_step = build_train_step(strategy, model, optimizer, train_config,
-                                  REFERENCE["sequence_length"], step)
+    train_step = build_train_step(strategy, model, optimizer, train_config, step)
     for _ in range(3):  # compile + warm up
         float(train_step(iterator)[0])
     started = time.perf_counter()

@@ -162,6 +162,8 @@ class ConsoleProgress:
                        f"steps {info['step']}->{info['steps']}")
         elif kind == "resume":
             self._line(f"resumed at step {info['step']} from {info['checkpoint']}")
+        elif kind == "init":
+            self._line(f"initialised from the weights of {info['from']}")
         elif kind == "warning":
             self._line(f"warning: {info['message']}")
         elif kind == "step" and not self.quiet:
@@ -177,9 +179,10 @@ class ConsoleProgress:
             else:
                 self._line(text)
         elif kind == "eval":
+            bpb = info.get("validation_bits_per_byte")
             self._line(f"eval step {info['step']}: validation loss {info['validation_loss']:.4f} "
-                       f"ppl {info['validation_perplexity']:.2f} "
-                       f"bpb {info['validation_bits_per_byte']:.4f}")
+                       f"ppl {info['validation_perplexity']:.2f}"
+                       + (f" bpb {bpb:.4f}" if bpb is not None else ""))
         elif kind == "sample" and not self.quiet:
             for text in info["texts"]:
                 self._line(f"sample step {info['step']}: {text!r}")

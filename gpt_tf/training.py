@@ -37,6 +37,8 @@ CONFIG_FILE = "config.json"
 SPLIT_FILE = "data_split.json"
 MODEL_KERAS = "model.keras"
 HISTORY_FILE = "history.jsonl"
+# Fine-tuning runs start from another run's weights: {"run_dir": BASE}.
+INIT_FILE = "init_from.json"
 
 
 class TrainingStopped(Exception):
@@ -75,9 +77,34 @@ def load_run_config(run_dir):
 
 
 def load_split(run_dir):
+    """The run's data: `{"train": [...], "validation": [...]}` (+ `kind`).
+
+    `kind` is `lm` (lists of `Source`) or `tasks` (fine-tuning specs that
+    `gpt_tf.tasks.data.task_dataset` understands).
+    """
     with open(os.path.join(run_dir, SPLIT_FILE)) as handle:
         split = json.load(handle)
-    return ({name: [data_lib.Source(**s) for s in sources] for name, sources in split.items()})
+    kind = split.pop("kind", "lm")
+    if kind == "lm":
+        split = {name: [data_lib.Source(**s) for s in sources] for name, sources in split.items()}
+    split["kind"] = kind
+    return split
+
+
+def _datasets(split, tokenizer, config, input_context=None, per_replica=None, skip=0):
+    """Training dataset (for one input pipeline) or, without input_context, validation."""
+    window = config.model.sequence_length
+    if split["kind"] == "tasks":
+        from gpt_tf.tasks.data import task_dataset as build
+    else:
+        build = data_lib.lm_dataset
+    if input_context is None:
+        return build(split["validation"], tokenizer, window, config.train.batch_size,
+                     shuffle=False, repeat=False)
+    dataset = build(split["train"], tokenizer, window, per_replica, shuffle=True,
+                    shuffle_buffer=config.data.shuffle_buffer, seed=config.data.seed,
+                    input_context=input_context)
+    return dataset.skip(skip)
 
 
 def prepare_run(run_dir, config, data_paths, validation_paths=None, tokenizer_path=None):
@@ -172,11 +199,13 @@ class _SigtermFlag:
 
 
 def evaluate(model, dataset, steps=0, jit_compile=True):
-    """Mean next-token loss (nats) over `dataset` batches of (inputs, targets).
+    """Mean next-token loss (nats) over `dataset`.
 
     Args:
         model: a `GPTCausalLM` (or any ids -> logits model).
-        dataset: finite dataset of `(inputs, targets)` batches.
+        dataset: finite dataset of `(inputs, targets)` or
+            `(inputs, targets, weights)` batches; weights (0/1) select the
+            scored tokens (e.g. only answers when fine-tuning).
         steps: batches to use (0: all).
         jit_compile: compile the forward pass with XLA.
 
@@ -184,17 +213,25 @@ def evaluate(model, dataset, steps=0, jit_compile=True):
         `(mean_loss, tokens)`.
     """
     forward = _eval_forward(model, jit_compile)
-    total, count = 0.0, 0
-    for number, (inputs, targets) in enumerate(dataset):
+    total, count = 0.0, 0.0
+    for number, batch in enumerate(dataset):
         if steps and number >= steps:
             break
-        loss_sum, tokens = forward(inputs, targets)
+        inputs, targets, weights = _with_weights(batch)
+        loss_sum, tokens = forward(inputs, targets, weights)
         total += float(loss_sum)
-        count += int(tokens)
+        count += float(tokens)
     if count == 0:
-        raise UserError("the validation text is shorter than one window; add validation text "
+        raise UserError("the validation data is shorter than one window; add validation text "
                         "or lower model.sequence_length")
-    return total / count, count
+    return total / count, int(count)
+
+
+def _with_weights(batch):
+    if len(batch) == 3:
+        return batch
+    inputs, targets = batch
+    return inputs, targets, tf.ones_like(targets, dtype=tf.float32)
 
 
 def _eval_forward(model, jit_compile):
@@ -203,10 +240,10 @@ def _eval_forward(model, jit_compile):
         return cached[1]
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def forward(inputs, targets):
+    def forward(inputs, targets, weights):
         logits = model(inputs, training=False)
         nll = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-        return tf.reduce_sum(nll), tf.size(targets)
+        return tf.reduce_sum(nll * weights), tf.reduce_sum(weights)
 
     model._gpt_tf_eval_forward = (jit_compile, forward)
     return forward
@@ -296,25 +333,31 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     if restored:
         emit("resume", {"step": resumed_from, "checkpoint": restored})
 
+    if not restored and os.path.isfile(os.path.join(run_dir, INIT_FILE)):
+        with open(os.path.join(run_dir, INIT_FILE)) as handle:
+            base_run = json.load(handle)["run_dir"]
+        base_model, _, _ = load_model(base_run)
+        model.set_weights(base_model.get_weights())
+        emit("init", {"from": base_run})
+
     def dataset_fn(input_context):
         per_replica = input_context.get_per_replica_batch_size(tc.batch_size)
         replicas_per_pipeline = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-        dataset = data_lib.lm_dataset(
-            split["train"], tokenizer, window, per_replica, shuffle=True,
-            shuffle_buffer=config.data.shuffle_buffer, seed=config.data.seed,
-            input_context=input_context)
         # Resume exactly: skip what this pipeline already consumed.
-        return dataset.skip(resumed_from * accumulation * replicas_per_pipeline)
+        return _datasets(split, tokenizer, config, input_context, per_replica,
+                         skip=resumed_from * accumulation * replicas_per_pipeline)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
     validation = None
     if split["validation"]:
-        validation = data_lib.lm_dataset(
-            split["validation"], tokenizer, window, tc.batch_size, shuffle=False, repeat=False)
-        val_bytes, val_tokens = data_lib.count_bytes_and_tokens(split["validation"], tokenizer)
+        validation = _datasets(split, tokenizer, config)
+        if split["kind"] == "lm":
+            val_bytes, val_tokens = data_lib.count_bytes_and_tokens(split["validation"], tokenizer)
+        else:  # bits per byte only means something for plain text
+            val_bytes, val_tokens = 0, 0
 
-    train_step = build_train_step(strategy, model, optimizer, tc, window, step)
+    train_step = build_train_step(strategy, model, optimizer, tc, step)
 
     writers = {}
     if chief:
@@ -331,13 +374,15 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     def run_eval():
         loss, _ = evaluate(model, validation, tc.eval_steps, jit_compile=tc.xla)
         metrics = {"step": int(step.numpy()), "validation_loss": loss,
-                   "validation_perplexity": math.exp(min(loss, 50.0)),
-                   "validation_bits_per_byte": data_lib.bits_per_byte(loss, val_bytes, val_tokens)}
+                   "validation_perplexity": math.exp(min(loss, 50.0))}
+        if val_bytes:
+            metrics["validation_bits_per_byte"] = data_lib.bits_per_byte(loss, val_bytes, val_tokens)
         if chief:
             with writers["validation"].as_default(step=int(step.numpy())):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("perplexity", metrics["validation_perplexity"])
-                tf.summary.scalar("bits_per_byte", metrics["validation_bits_per_byte"])
+                if val_bytes:
+                    tf.summary.scalar("bits_per_byte", metrics["validation_bits_per_byte"])
             with open(os.path.join(run_dir, HISTORY_FILE), "a") as handle:
                 handle.write(json.dumps(metrics) + "\n")
         emit("eval", metrics)
@@ -429,45 +474,48 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     return result
 
 
-def build_train_step(strategy, model, optimizer, train_config, sequence_length, step):
+def build_train_step(strategy, model, optimizer, train_config, step):
     """Returns `train_step(distributed_iterator) -> (loss, gradient_norm)`.
 
     One optimizer step: `gradient_accumulation` micro-batches per replica,
     gradients all-reduced, clipped by their global norm, applied by AdamW.
+    Batches are `(inputs, targets)` or `(inputs, targets, weights)`; the
+    loss is the weighted mean over every scored token of the global batch.
 
     Args:
         strategy: the `tf.distribute.Strategy` whose scope built the model.
         model: a `GPTCausalLM`.
         optimizer: a built Keras optimizer.
         train_config: a `TrainConfig`.
-        sequence_length: tokens per window.
         step: int64 `tf.Variable` incremented once per step.
     """
     tc = train_config
     replicas = strategy.num_replicas_in_sync
     accumulation = tc.gradient_accumulation
-    denominator = float(tc.batch_size * sequence_length * accumulation)
 
     @tf.function(jit_compile=tc.xla)
-    def forward_backward(inputs, targets):
+    def forward_backward(inputs, targets, weights):
         with tf.GradientTape() as tape:
             logits = model(inputs, training=True)  # (b, T, V) float32
             nll = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-            loss_sum = tf.reduce_sum(nll)
-            # Divided by the *global* token count, so summing over replicas
-            # gives the global mean whatever the number of replicas.
-            scaled = loss_sum / denominator
-        return loss_sum, tape.gradient(scaled, model.trainable_variables)
+            loss_sum = tf.reduce_sum(nll * weights)
+        return loss_sum, tf.reduce_sum(weights), tape.gradient(loss_sum, model.trainable_variables)
 
     def replica_step(batches):
-        loss_sum, grads = 0.0, None
-        for inputs, targets in batches:
-            micro_loss, micro_grads = forward_backward(inputs, targets)
+        loss_sum, weight_sum, grads = 0.0, 0.0, None
+        for batch in batches:
+            micro_loss, micro_weight, micro_grads = forward_backward(*_with_weights(batch))
             loss_sum += micro_loss
+            weight_sum += micro_weight
             grads = micro_grads if grads is None else [g + m for g, m in zip(grads, micro_grads)]
+        # Sum over replicas, then divide by the *global* number of scored
+        # tokens: the mean loss gradient whatever the number of replicas.
         context = tf.distribute.get_replica_context()
         grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        loss = context.all_reduce(tf.distribute.ReduceOp.SUM, loss_sum) / denominator
+        loss_sum, weight_sum = context.all_reduce(tf.distribute.ReduceOp.SUM, [loss_sum, weight_sum])
+        weight_sum = tf.maximum(weight_sum, 1.0)
+        grads = [g / weight_sum for g in grads]
+        loss = loss_sum / weight_sum
         norm = tf.linalg.global_norm(grads)
         if tc.clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, tc.clip_norm, use_norm=norm)
