@@ -103,7 +103,8 @@ def build_parser():
 
 # Subcommand groups living next to their library code; each module has
 # `register(subparsers)` and handlers taking `args` (with `args.overrides`).
-_PLUGIN_COMMANDS = ("gpt_tf.datasets.cli", "gpt_tf.export.cli", "gpt_tf.serving.cli")
+_PLUGIN_COMMANDS = ("gpt_tf.datasets.cli", "gpt_tf.export.cli", "gpt_tf.serving.cli",
+                    "gpt_tf.tasks.cli")
 
 
 def _split_overrides(argv):

@@ -98,6 +98,9 @@ class TrainConfig:
         peak_tflops: accelerator peak used for MFU (0: MFU not logged).
         sample_every: steps between generated text samples in TensorBoard
             (0: off).
+        lora_rank: if > 0, train only LoRA adapters of this rank on every
+            dense layer (plus biases); embeddings and norms stay frozen. The
+            saved `model.keras` has the adapters merged into the kernels.
         profile_steps: `"START,STOP"` to record a TensorBoard profile of
             those steps (needs `tensorboard-plugin-profile` to view), "" off.
     """
@@ -125,6 +128,7 @@ class TrainConfig:
     peak_tflops: float = 0.0
     sample_every: int = 0
     profile_steps: str = ""
+    lora_rank: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,8 +344,9 @@ def validate(config):
         )
     if t.gradient_accumulation < 1:
         problems.append(f"train.gradient_accumulation must be >= 1 (got {t.gradient_accumulation})")
-    if t.early_stopping_patience < 0 or t.peak_tflops < 0 or t.sample_every < 0:
-        problems.append("train.early_stopping_patience, peak_tflops and sample_every must be >= 0")
+    if t.early_stopping_patience < 0 or t.peak_tflops < 0 or t.sample_every < 0 or t.lora_rank < 0:
+        problems.append("train.early_stopping_patience, peak_tflops, sample_every and lora_rank "
+                        "must be >= 0")
     if t.profile_steps:
         parts = t.profile_steps.split(",")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or \

@@ -22,6 +22,7 @@ import tempfile
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from gpt_tf import data as data_lib
@@ -296,6 +297,8 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     keras.utils.set_random_seed(tc.seed)
     with strategy.scope():
         model = GPTCausalLM.from_model_config(config.model, dtype=policy)
+        if tc.lora_rank:
+            enable_lora(model, tc.lora_rank)
         optimizer = make_optimizer(tc, model)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -337,7 +340,7 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
         with open(os.path.join(run_dir, INIT_FILE)) as handle:
             base_run = json.load(handle)["run_dir"]
         base_model, _, _ = load_model(base_run)
-        model.set_weights(base_model.get_weights())
+        copy_weights(base_model, model)
         emit("init", {"from": base_run})
 
     def dataset_fn(input_context):
@@ -536,6 +539,39 @@ def build_train_step(strategy, model, optimizer, train_config, step):
                 strategy.experimental_local_results(norm)[0])
 
     return train_step
+
+
+def enable_lora(model, rank):
+    """Freezes `model` except rank-`rank` LoRA adapters on every Dense layer (and biases).
+
+    Returns:
+        `(trainable, total)` parameter counts.
+    """
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Dense):
+            layer.enable_lora(rank)
+        elif layer.weights and not layer._layers:
+            layer.trainable = False  # embeddings, norms
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    total = sum(int(np.prod(v.shape)) for v in model.weights)
+    return trainable, total
+
+
+def copy_weights(source, target):
+    """Copies every weight of `source` into the same-path weight of `target`.
+
+    Extra target weights (LoRA adapters) keep their initial values.
+    """
+    targets = {w.path: w for w in target.weights}
+    missing = [w.path for w in source.weights if w.path not in targets]
+    if missing:
+        raise UserError(f"the base model does not fit this run (e.g. '{missing[0]}'); "
+                        "fine-tune from a run with the same model config")
+    for weight in source.weights:
+        if tuple(weight.shape) != tuple(targets[weight.path].shape):
+            raise UserError(f"base weight '{weight.path}' has shape {tuple(weight.shape)}, "
+                            f"this run needs {tuple(targets[weight.path].shape)}")
+        targets[weight.path].assign(weight)
 
 
 def _save_keras_atomic(model, path):

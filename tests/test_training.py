@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import shutil
@@ -164,3 +165,37 @@ def test_profile_steps_write_a_trace(tmp_path, tiny_config, corpus_files):
     traces = [name for _, _, names in os.walk(os.path.join(run_dir, "logs", "profile"))
               for name in names if name.endswith(".xplane.pb")]
     assert traces
+
+
+def test_lora_finetune_trains_few_weights_and_merges_on_save(tmp_path, tiny_config,
+                                                              corpus_files, trained_run):
+    from gpt_tf.training import INIT_FILE
+
+    run_dir = _new_run(tmp_path, "lora", tiny_config, corpus_files, dropout=0.0, steps=6,
+                       lora_rank=2, learning_rate=1e-2)
+    with open(os.path.join(run_dir, INIT_FILE), "w") as handle:
+        json.dump({"run_dir": trained_run["run_dir"]}, handle)
+    events = []
+    train(run_dir, on_event=lambda kind, info: events.append((kind, info)))
+    assert any(kind == "init" for kind, _ in events)
+    base, _, _ = load_model(trained_run["run_dir"])
+    tuned, _, _ = load_model(run_dir)  # model.keras, adapters merged
+    base_weights = {w.path: np.asarray(w) for w in base.weights}
+    tuned_weights = {w.path: np.asarray(w) for w in tuned.weights}
+    assert base_weights.keys() == tuned_weights.keys()  # no adapter weights left
+    # Frozen: embeddings and norms unchanged; merged kernels moved.
+    np.testing.assert_array_equal(tuned_weights["token_embedding/embeddings"],
+                                  base_weights["token_embedding/embeddings"])
+    kernel = "decoder_block_0/attention/qkv/kernel"
+    assert np.abs(tuned_weights[kernel] - base_weights[kernel]).max() > 0
+
+
+def test_enable_lora_counts(tiny_config):
+    from gpt_tf.models import GPTCausalLM
+    from gpt_tf.training import enable_lora
+
+    model = GPTCausalLM.from_model_config(tiny_config.model)
+    trainable, total = enable_lora(model, 2)
+    names = [v.path for v in model.trainable_variables]
+    assert all("lora" in n or n.endswith("bias") for n in names)
+    assert trainable < 0.2 * total
