@@ -569,3 +569,20 @@ def test_builders_name_the_data_set_when_a_source_folder_is_empty(tmp_path):
     ):
         builders.build_lm_en({"shakespeare": tmp_path}, tmp_path / "out", print)
     assert mt.parse_pair_name("lm-en") is None
+
+
+def test_mixture_keeps_test_splits_out(cache, tmp_path):
+    from gpt_tf.datasets.mixture import build_mixture
+
+    out = tmp_path / "mix"
+    counts = build_mixture(["lm-en", "mt-en-fr", "sentiment-en", "qa-en"], str(out), cache)
+    assert counts["train"]["documents"] > 0 and counts["validation"]["documents"] > 0
+    mixed = "".join(p.read_text(encoding="utf-8") for p in out.rglob("*.txt"))
+    for name in ("mt-en-fr", "sentiment-en"):
+        for row in jsonl(Path(cache) / "prepared" / name / "test.jsonl"):
+            assert (row.get("text") or row["source"]) not in mixed
+    test_plays = api.lm_split_files("lm-en", cache)["test"]
+    for play in test_plays:
+        with open(play, encoding="utf-8") as handle:
+            assert handle.read()[:200] not in mixed
+    assert json.loads((out / "mixture.json").read_text())["sets"][0] == "lm-en"

@@ -67,6 +67,17 @@ def run_prepare(args):
     return 0
 
 
+def run_mix(args):
+    """Writes a pretraining mixture of prepared sets (train/validation only)."""
+    from gpt_tf.datasets.mixture import build_mixture
+
+    counts = build_mixture(args.names, args.out, args.cache_dir, _progress)
+    for split, count in counts.items():
+        print(f"{split}: {count['documents']} documents, {count['characters']:,} characters")
+    print(f"-> {args.out}")
+    return 0
+
+
 def run_info(args):
     """Prints the data card of a prepared set, or what the set is and how to prepare it."""
     spec = registry.get_spec(args.name)
@@ -121,7 +132,7 @@ def register(subparsers):
         description="Real data sets from pinned PyPI packages, converted with data cards and "
         "leak-free splits.",
     )
-    actions = data.add_subparsers(dest="data_command", metavar="{list,fetch,prepare,info}")
+    actions = data.add_subparsers(dest="data_command", metavar="{list,fetch,prepare,mix,info}")
     actions.required = True
 
     listing = actions.add_parser(
@@ -158,6 +169,13 @@ def register(subparsers):
         "names", nargs="+", metavar="NAME", help="data set name(s), see `gpt-tf data list`"
     )
     preparing.set_defaults(func=run_prepare)
+
+    mixing = actions.add_parser(
+        "mix", parents=[common],
+        help="write the train/validation text of prepared sets as pretraining documents")
+    mixing.add_argument("names", nargs="+", metavar="NAME", help="prepared data set names")
+    mixing.add_argument("--out", required=True, metavar="DIR", help="directory to create")
+    mixing.set_defaults(func=run_mix)
 
     info = actions.add_parser("info", parents=[common], help="print the data card of a data set")
     info.add_argument("name", metavar="NAME", help="data set name, see `gpt-tf data list`")
