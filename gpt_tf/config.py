@@ -90,8 +90,8 @@ class TrainConfig:
         log_every: steps between progress/metric logs.
         seed: weight init and dropout seed.
         xla: compile the forward/backward pass with XLA.
-        mixed_precision: `float32` or `bfloat16` (float16 loss scaling is not
-            implemented yet and is rejected).
+        mixed_precision: `float32`, `bfloat16` or `float16` (float16 uses
+            dynamic loss scaling; meant for GPUs, CPUs emulate it slowly).
         gradient_accumulation: micro-batches summed per optimizer step.
         early_stopping_patience: stop after this many evaluations without a
             better validation loss (0: never).
@@ -337,10 +337,9 @@ def validate(config):
         )
     if t.warmup_steps < 0 or t.eval_steps < 0 or t.clip_norm < 0 or t.weight_decay < 0:
         problems.append("train.warmup_steps, eval_steps, clip_norm and weight_decay must be >= 0")
-    if t.mixed_precision not in ("float32", "bfloat16"):
+    if t.mixed_precision not in ("float32", "bfloat16", "float16"):
         problems.append(
-            f"train.mixed_precision must be float32 or bfloat16 (got '{t.mixed_precision}'); "
-            "float16 needs loss scaling, which is not implemented yet"
+            f"train.mixed_precision must be float32, bfloat16 or float16 (got '{t.mixed_precision}')"
         )
     if t.gradient_accumulation < 1:
         problems.append(f"train.gradient_accumulation must be >= 1 (got {t.gradient_accumulation})")

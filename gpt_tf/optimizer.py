@@ -68,4 +68,8 @@ def make_optimizer(train_config, model):
     skip = set(no_decay_variable_names(model, train_config.decay_embeddings))
     optimizer.exclude_from_weight_decay(
         var_list=[v for v in model.trainable_variables if v.path in skip])
+    if train_config.mixed_precision == "float16":
+        # Dynamic loss scaling: a step whose gradients overflow is skipped and
+        # the scale halved; it grows again after 2000 finite steps.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

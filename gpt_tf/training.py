@@ -293,7 +293,8 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     window = config.model.sequence_length
     tokens_per_step = tc.batch_size * window * accumulation
 
-    policy = "mixed_bfloat16" if tc.mixed_precision == "bfloat16" else "float32"
+    policy = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}.get(
+        tc.mixed_precision, "float32")
     keras.utils.set_random_seed(tc.seed)
     with strategy.scope():
         model = GPTCausalLM.from_model_config(config.model, dtype=policy)
@@ -394,7 +395,9 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     flops = flops_per_token(config.model)
     emit("start", {"step": resumed_from, "steps": tc.steps, "replicas": replicas,
                    "parameters": model.num_parameters(), "tokens_per_step": tokens_per_step,
-                   "strategy": type(strategy).__name__})
+                   "strategy": type(strategy).__name__,
+                   "compute_dtype": model.backbone.compute_dtype,
+                   "loss_scaling": isinstance(optimizer, keras.optimizers.LossScaleOptimizer)})
     status, loss_value, last_eval = "completed", float("nan"), None
     steps_this_run = 0
     window_start, window_steps = time.perf_counter(), 0
@@ -410,7 +413,11 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
             current = int(step.numpy())
             steps_this_run += 1
             window_steps += 1
-            if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+            if tc.mixed_precision == "float16" and math.isfinite(loss_value) and \
+                    not math.isfinite(norm_value):
+                warn(f"float16 gradients overflowed at step {current}: step skipped, "
+                     "loss scale halved")
+            elif not (math.isfinite(loss_value) and math.isfinite(norm_value)):
                 kept = manager.latest_checkpoint if chief else None
                 raise TrainingStopped(
                     f"loss became {loss_value} (gradient norm {norm_value}) at step {current}; "
@@ -495,6 +502,7 @@ def build_train_step(strategy, model, optimizer, train_config, step):
     tc = train_config
     replicas = strategy.num_replicas_in_sync
     accumulation = tc.gradient_accumulation
+    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
     @tf.function(jit_compile=tc.xla)
     def forward_backward(inputs, targets, weights):
@@ -502,7 +510,10 @@ def build_train_step(strategy, model, optimizer, train_config, step):
             logits = model(inputs, training=True)  # (b, T, V) float32
             nll = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
             loss_sum = tf.reduce_sum(nll * weights)
-        return loss_sum, tf.reduce_sum(weights), tape.gradient(loss_sum, model.trainable_variables)
+            # float16: scale the loss so small gradients survive; the loss
+            # scale optimizer unscales them before AdamW.
+            target = optimizer.scale_loss(loss_sum) if loss_scaling else loss_sum
+        return loss_sum, tf.reduce_sum(weights), tape.gradient(target, model.trainable_variables)
 
     def replica_step(batches):
         loss_sum, weight_sum, grads = 0.0, 0.0, None
@@ -520,8 +531,10 @@ def build_train_step(strategy, model, optimizer, train_config, step):
         grads = [g / weight_sum for g in grads]
         loss = loss_sum / weight_sum
         norm = tf.linalg.global_norm(grads)
-        if tc.clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, tc.clip_norm, use_norm=norm)
+        scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaling else 1.0
+        if tc.clip_norm > 0:  # on scaled gradients, so the threshold is scaled too
+            grads, _ = tf.clip_by_global_norm(grads, tc.clip_norm * scale, use_norm=norm)
+        norm = norm / scale
         # Keras' optimizer sums gradients over replicas once more inside
         # apply(); hand it 1/n of the reduced sum so that sum is the global
         # gradient (exact for power-of-two replica counts).

@@ -151,11 +151,21 @@ def test_gradient_accumulation_equals_the_bigger_batch(tmp_path, tiny_config, co
     np.testing.assert_allclose(_step_losses(accumulated), _step_losses(big), rtol=1e-5)
 
 
-def test_bfloat16_matches_float32_at_the_start(tmp_path, tiny_config, corpus_files):
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_matches_float32_at_the_start(tmp_path, tiny_config, corpus_files,
+                                                      precision):
     fp32 = _new_run(tmp_path, "fp32", tiny_config, corpus_files, log_every=1, steps=3)
-    bf16 = _new_run(tmp_path, "bf16", tiny_config, corpus_files, log_every=1, steps=3,
-                    mixed_precision="bfloat16")
-    np.testing.assert_allclose(_step_losses(bf16), _step_losses(fp32), rtol=2e-2)
+    mixed = _new_run(tmp_path, precision, tiny_config, corpus_files, log_every=1, steps=3,
+                     mixed_precision=precision)
+    events = []
+    train(mixed, on_event=lambda kind, info: events.append((kind, info)))
+    start = dict(events)["start"]
+    assert start["compute_dtype"] == precision
+    assert start["loss_scaling"] == (precision == "float16")
+    mixed_losses = [info["loss"] for kind, info in events if kind == "step"]
+    reference = _step_losses(fp32)
+    np.testing.assert_allclose(mixed_losses, reference, rtol=2e-2)
+    assert mixed_losses != reference
 
 
 def test_profile_steps_write_a_trace(tmp_path, tiny_config, corpus_files):

@@ -53,6 +53,10 @@ class GPTBackbone(keras.Model):
             x = block(x)
         x = final_norm(x)
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
+        if dtype is not None:
+            # The functional constructor keeps a float32 policy for the model
+            # object itself; callers read `compute_dtype` (e.g. for the cache).
+            self.dtype_policy = dtype
 
         self.token_embedding = token_embedding
         self.position_embedding = position_embedding

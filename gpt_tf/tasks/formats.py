@@ -1,0 +1,78 @@
+"""Prompt formats of the fine-tuning tasks: the one place that spells them.
+
+Every example is a *prompt* (never learned: weight 0) followed by an *answer*
+(learned, closed by the end-of-text token). The separators are SentencePiece
+user-defined symbols, so they are matched when they appear in a string and
+`encode(prompt + answer) == encode(prompt) + encode(answer)` always holds at a
+separator boundary (`tests/test_tasks_data.py` checks it).
+
+| task        | prompt                                              | answer        |
+|-------------|-----------------------------------------------------|---------------|
+| `translate` | `<|source|>{source}<|target|>`                      | `{target}`    |
+| `qa`        | `<|context|>{context}<|question|>{question}<|answer|>` | `{answer}` |
+| `sentiment` | `<|text|>{text}<|label|>`                           | `{label}`     |
+| `generate`  | (empty)                                             | `{text}`      |
+
+In training and at inference the token sequence is `[end_of_text] + prompt
++ answer + [end_of_text]`.
+"""
+
+import dataclasses
+
+from gpt_tf.errors import UserError
+
+TASKS = ("translate", "qa", "sentiment", "generate")
+
+SOURCE, TARGET = "<|source|>", "<|target|>"
+CONTEXT, QUESTION, ANSWER = "<|context|>", "<|question|>", "<|answer|>"
+TEXT, LABEL = "<|text|>", "<|label|>"
+_ALL_SEPARATORS = ("<|sep|>", SOURCE, TARGET, CONTEXT, QUESTION, ANSWER, TEXT, LABEL,
+                   "<|endoftext|>", "<|pad|>", "<|unk|>")
+
+# Signature names and templates for `gpt_tf.export.tasks` (written to a
+# fine-tuning run's `export_tasks.json`).
+EXPORT_TEMPLATES = {
+    "translate": SOURCE + "{source}" + TARGET,
+    "qa": CONTEXT + "{context}" + QUESTION + "{question}" + ANSWER,
+    "sentiment": TEXT + "{text}" + LABEL,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskExample:
+    """One prompt/answer pair, as text.
+
+    Attributes:
+        task: one of `TASKS`.
+        prompt: the conditioning text (may be empty for `generate`).
+        answer: the text the model learns to produce.
+    """
+
+    task: str
+    prompt: str
+    answer: str
+
+
+def strip_separators(text):
+    """Removes separator symbols from user text, so it cannot fake a prompt."""
+    for symbol in _ALL_SEPARATORS:
+        text = text.replace(symbol, " ")
+    return text
+
+
+def translate_prompt(source):
+    return SOURCE + strip_separators(source) + TARGET
+
+
+def qa_prompt(context, question):
+    return CONTEXT + strip_separators(context) + QUESTION + strip_separators(question) + ANSWER
+
+
+def sentiment_prompt(text):
+    return TEXT + strip_separators(text) + LABEL
+
+
+def check_task(task):
+    if task not in TASKS:
+        raise UserError(f"unknown task '{task}'; use one of {', '.join(TASKS)}")
+    return task
