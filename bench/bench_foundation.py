@@ -18,11 +18,10 @@ Usage:
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
+
+from common import report, run_interleaved, torch_available
 
 REFERENCE = dict(vocab_size=8192, sequence_length=256, num_layers=4, hidden_dim=256,
                  num_heads=4, intermediate_dim=1024)
@@ -31,11 +30,8 @@ SECTIONS = ("train_gpt_tf", "generate_cached", "generate_nocache", "generate_ker
             "train_torch", "generate_torch")
 
 
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def train_gpt_tf(steps=12):
+def train_gpt_tf(steps=12, precision="float32", xla=True):
+    """Tokens/s of the real gpt-tf train step on random tokens."""
     import tensorflow as tf
 
     import gpt_tf  # noqa: F401
@@ -45,9 +41,10 @@ def train_gpt_tf(steps=12):
     from gpt_tf.training import build_train_step
 
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    train_config = TrainConfig(batch_size=BATCH, steps=1000, xla=True)
+    train_config = TrainConfig(batch_size=BATCH, steps=1000, xla=xla, mixed_precision=precision)
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
     with strategy.scope():
-        model = GPTCausalLM.from_model_config(ModelConfig(**REFERENCE))
+        model = GPTCausalLM.from_model_config(ModelConfig(**REFERENCE), dtype=policy)
         optimizer = make_optimizer(train_config, model)
         optimizer.build(model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64)
@@ -255,21 +252,6 @@ def generate_torch(repeats=3):
     return {"ms_per_token": 1000 * min(times) / NEW, "torch_threads": torch.get_num_threads()}
 
 
-def _run_section(name):
-    result = globals()[name]()
-    result["peak_rss_mb"] = _peak_rss_mb()
-    print("RESULT " + json.dumps(result))
-
-
-def _torch_available():
-    try:
-        import importlib.util
-
-        return importlib.util.find_spec("torch") is not None
-    except ImportError:
-        return False
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)
@@ -277,20 +259,10 @@ def main():
     parser.add_argument("--out", default="bench/results/foundation.json")
     args = parser.parse_args()
     if args.section:
-        _run_section(args.section)
+        report(globals()[args.section]())
         return
-    sections = [s for s in SECTIONS if "torch" not in s or _torch_available()]
-    runs = {s: [] for s in sections}
-    for round_number in range(args.rounds):
-        for section in sections:
-            process = subprocess.run([sys.executable, __file__, "--section", section],
-                                     capture_output=True, text=True, timeout=900)
-            lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
-            if process.returncode or not lines:
-                print(f"{section} failed:\n{process.stderr[-2000:]}", file=sys.stderr)
-                continue
-            runs[section].append(json.loads(lines[-1][len("RESULT "):]))
-            print(f"round {round_number + 1} {section}: {runs[section][-1]}", file=sys.stderr)
+    sections = [s for s in SECTIONS if "torch" not in s or torch_available()]
+    runs = run_interleaved(__file__, "--section", sections, args.rounds)
 
     def best(section, key, pick):
         values = [r[key] for r in runs.get(section, []) if key in r]

@@ -12,11 +12,10 @@ Usage:
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 
-from bench_foundation import BATCH, REFERENCE, _peak_rss_mb, _torch_available, _torch_model
+from bench_foundation import BATCH, REFERENCE, _torch_model, train_gpt_tf
+from common import report, run_interleaved, torch_available
 
 CONTENDERS = ("gpt_tf:float32:xla", "gpt_tf:float32:noxla", "gpt_tf:bfloat16:xla",
               "gpt_tf:bfloat16:noxla", "torch:float32:eager", "torch:bfloat16:eager",
@@ -48,36 +47,9 @@ def matmul_peak(precision, size=2048, repeats=20):
 
 
 def run_gpt_tf(precision, xla):
-    import tensorflow as tf
-
-    import gpt_tf  # noqa: F401
-    from gpt_tf.config import ModelConfig, TrainConfig
-    from gpt_tf.models import GPTCausalLM
-    from gpt_tf.optimizer import make_optimizer
-    from gpt_tf.training import build_train_step
-
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
-    train_config = TrainConfig(batch_size=BATCH, steps=1000, xla=xla, mixed_precision=precision)
-    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
-    with strategy.scope():
-        model = GPTCausalLM.from_model_config(ModelConfig(**REFERENCE), dtype=policy)
-        optimizer = make_optimizer(train_config, model)
-        optimizer.build(model.trainable_variables)
-        step = tf.Variable(0, dtype=tf.int64)
-    tokens = tf.random.stateless_uniform((BATCH, REFERENCE["sequence_length"] + 1), [1, 2],
-                                         0, REFERENCE["vocab_size"], dtype=tf.int32)
-    dataset = tf.data.Dataset.from_tensors((tokens[:, :-1], tokens[:, 1:])).repeat()
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    train_step = build_train_step(strategy, model, optimizer, train_config, step)
-    for _ in range(3):
-        float(train_step(iterator)[0])
-    started = time.perf_counter()
-    for _ in range(STEPS):
-        loss = train_step(iterator)[0]
-    float(loss)
-    elapsed = time.perf_counter() - started
-    return {"tokens_per_second": STEPS * BATCH * REFERENCE["sequence_length"] / elapsed,
-            "matmul_peak_flops": matmul_peak(precision)}
+    result = train_gpt_tf(STEPS, precision, xla)
+    result["matmul_peak_flops"] = matmul_peak(precision)
+    return result
 
 
 def run_torch(precision, mode):
@@ -130,21 +102,10 @@ def main():
             result = run_gpt_tf(precision, mode == "xla")
         else:
             result = run_torch(precision, mode)
-        result["peak_rss_mb"] = _peak_rss_mb()
-        print("RESULT " + json.dumps(result))
+        report(result)
         return
-    contenders = [c for c in CONTENDERS if not c.startswith("torch") or _torch_available()]
-    runs = {c: [] for c in contenders}
-    for round_number in range(args.rounds):
-        for contender in contenders:
-            process = subprocess.run([sys.executable, __file__, "--contender", contender],
-                                     capture_output=True, text=True, timeout=1200)
-            lines = [l for l in process.stdout.splitlines() if l.startswith("RESULT ")]
-            if process.returncode or not lines:
-                print(f"{contender} failed:\n{process.stderr[-1500:]}", file=sys.stderr)
-                continue
-            runs[contender].append(json.loads(lines[-1][len("RESULT "):]))
-            print(f"round {round_number + 1} {contender}: {runs[contender][-1]}", file=sys.stderr)
+    contenders = [c for c in CONTENDERS if not c.startswith("torch") or torch_available()]
+    runs = run_interleaved(__file__, "--contender", contenders, args.rounds)
     flops = _flops_per_token()
     peaks = {}
     for contender, results in runs.items():
