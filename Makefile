@@ -8,7 +8,11 @@ DEMO_RUN ?= runs/demo
 DEMO_STEPS ?= 600
 DEMO_PROMPT ?= ROMEO. O, she doth teach the torches
 
-.PHONY: setup demo test test-fast bench clean
+MODELS_DIR ?= runs/models
+PRETRAIN_STEPS ?= 2500
+FINETUNE_STEPS ?= 1500
+
+.PHONY: setup demo test test-fast bench models clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +34,16 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Reproduces the shipped multi-task model from scratch (about 1 hour on 2 CPU cores):
+# data -> pretraining mixture -> pretrain -> fine-tune on the tasks.
+models: setup
+	$(BIN)/gpt-tf data prepare lm-en mt-en-fr sentiment-en sentiment-en-3class qa-en
+	test -d $(MODELS_DIR)/mix || $(BIN)/gpt-tf data mix lm-en mt-en-fr sentiment-en \
+		sentiment-en-3class --out $(MODELS_DIR)/mix
+	$(BIN)/gpt-tf train --run-dir $(MODELS_DIR)/base --data $(MODELS_DIR)/mix/train \
+		--validation-data $(MODELS_DIR)/mix/validation --preset mini \
+		--train.steps=$(PRETRAIN_STEPS) --train.eval_every=500 --train.checkpoint_every=250
 
 bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"
