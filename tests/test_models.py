@@ -74,3 +74,23 @@ def test_layer_configs_round_trip():
                   PositionEmbedding(16, 8)):
         clone = layer.__class__.from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
+
+
+def test_initial_weights_are_not_shared(tiny_config):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = GPTCausalLM.from_model_config(tiny_config.model)
+    weights = {w.path: np.asarray(w) for w in model.weights}
+    blocks = model.backbone.blocks
+    for name in ("attention/qkv/kernel", "attention/output_projection/kernel",
+                 "mlp_in/kernel", "mlp_out/kernel"):
+        first, second = (weights[f"{b.name}/{name}"] for b in blocks[:2])
+        assert not np.array_equal(first, second), name
+    table = weights["position_embedding/embeddings"]
+    assert not np.array_equal(table, weights["token_embedding/embeddings"][: len(table)])
+    # ... yet the same seed builds the same model.
+    keras.utils.set_random_seed(3)
+    again = GPTCausalLM.from_model_config(tiny_config.model)
+    for w in again.weights:
+        np.testing.assert_array_equal(np.asarray(w), weights[w.path])

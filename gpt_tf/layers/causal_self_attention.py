@@ -3,6 +3,15 @@
 import keras
 from keras import ops
 
+def fresh_initializer(initializer):
+    """A new instance of `initializer` with a seed of its own.
+
+    A Keras 3 initializer instance fixes its seed when created, so one
+    instance shared by several weights gives them identical values.
+    """
+    return initializer.__class__.from_config(initializer.get_config())
+
+
 # Added to masked scores; finite so a fully masked row gives a uniform softmax
 # instead of NaN. Scores are float32 even under mixed precision.
 _MASK_VALUE = -1e9
@@ -40,12 +49,12 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         self.qkv = keras.layers.Dense(
-            3 * self.hidden_dim, kernel_initializer=self.kernel_initializer,
+            3 * self.hidden_dim, kernel_initializer=fresh_initializer(self.kernel_initializer),
             dtype=self.dtype_policy, name="qkv",
         )
         self.qkv.build(input_shape)
         self.output_projection = keras.layers.Dense(
-            self.hidden_dim, kernel_initializer=self.kernel_initializer,
+            self.hidden_dim, kernel_initializer=fresh_initializer(self.kernel_initializer),
             dtype=self.dtype_policy, name="output_projection",
         )
         self.output_projection.build(tuple(input_shape[:-1]) + (self.hidden_dim,))

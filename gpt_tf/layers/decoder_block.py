@@ -2,7 +2,7 @@
 
 import keras
 
-from gpt_tf.layers.causal_self_attention import CausalSelfAttention
+from gpt_tf.layers.causal_self_attention import CausalSelfAttention, fresh_initializer
 
 
 def gelu_tanh(x):
@@ -45,9 +45,10 @@ class DecoderBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, dtype=policy, name="mlp_norm")
         self.mlp_in = keras.layers.Dense(
             self.intermediate_dim, activation=gelu_tanh,
-            kernel_initializer=init, dtype=policy, name="mlp_in")
+            kernel_initializer=fresh_initializer(init), dtype=policy, name="mlp_in")
         self.mlp_out = keras.layers.Dense(
-            self.hidden_dim, kernel_initializer=init, dtype=policy, name="mlp_out")
+            self.hidden_dim, kernel_initializer=fresh_initializer(init), dtype=policy,
+            name="mlp_out")
         self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         for layer in (self.attention_norm, self.attention, self.mlp_norm):
             layer.build(input_shape)

@@ -28,18 +28,22 @@ class GPTBackbone(keras.Model):
     def __init__(self, vocab_size, sequence_length, num_layers, hidden_dim, num_heads,
                  intermediate_dim, dropout=0.0, layer_norm_epsilon=1e-5, dtype=None,
                  **kwargs):
-        init = keras.initializers.RandomNormal(stddev=0.02)
+        def init():
+            # A new instance per weight: one shared Keras initializer instance
+            # would give every same-shaped weight the same values.
+            return keras.initializers.RandomNormal(stddev=0.02)
+
         # Tied: the same matrix embeds ids and (transposed) produces logits.
         token_embedding = keras.layers.ReversibleEmbedding(
-            vocab_size, hidden_dim, tie_weights=True, embeddings_initializer=init,
+            vocab_size, hidden_dim, tie_weights=True, embeddings_initializer=init(),
             dtype=dtype, name="token_embedding")
         position_embedding = PositionEmbedding(
-            sequence_length, hidden_dim, initializer=init, dtype=dtype,
+            sequence_length, hidden_dim, initializer=init(), dtype=dtype,
             name="position_embedding")
         embedding_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embedding_dropout")
         blocks = [
             DecoderBlock(num_heads, hidden_dim, intermediate_dim, dropout=dropout,
-                         layer_norm_epsilon=layer_norm_epsilon, kernel_initializer=init,
+                         layer_norm_epsilon=layer_norm_epsilon, kernel_initializer=init(),
                          dtype=dtype, name=f"decoder_block_{i}")
             for i in range(num_layers)
         ]
