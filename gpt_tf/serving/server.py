@@ -1,0 +1,406 @@
+"""A TF-Serving-compatible REST server over gpt-tf SavedModels.
+
+Implements the subset of TF Serving's REST API the suite uses, with TF
+Serving's URLs, bodies and error format (`{"error": "..."}`):
+
+    GET  /v1/models/NAME[/versions/N | /labels/L]             model status
+    GET  /v1/models/NAME[/versions/N | /labels/L]/metadata    signature defs
+    POST /v1/models/NAME[/versions/N | /labels/L]:predict     row or columnar
+    POST /v1/models/NAME[/versions/N | /labels/L]:classify    tf.Example classify
+    GET  /monitoring/prometheus/metrics                        request counters
+
+and one clearly marked extension (not in TF Serving):
+
+    POST /v1/models/NAME[...]:generateStream   server-sent events, one per token
+
+Status codes: 400 malformed or invalid input, 404 unknown model, version,
+label, signature or URL, 405 other methods, 411 body without length, 413
+body over `--max_body_bytes`, 429 over `--max_concurrent_requests`. A 500
+means a bug in this server (the fuzz test asserts there are none).
+"""
+
+import dataclasses
+import json
+import logging
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+from gpt_tf.errors import UserError
+from gpt_tf.export.signatures import CLASSIFY_METHOD
+from gpt_tf.serving import rest
+from gpt_tf.serving.errors import ServingError, bad_request, not_found
+
+log = logging.getLogger("gpt_tf.serving")
+
+_MODEL_URL = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>[0-9]{1,18})|/labels/(?P<label>[^/:]+))?"
+    r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?$")
+METRICS_PATH = "/monitoring/prometheus/metrics"
+
+
+@dataclasses.dataclass
+class ServerOptions:
+    """Limits and behaviour of the REST server.
+
+    Attributes:
+        max_body_bytes: larger request bodies get 413.
+        max_concurrent_requests: predict/classify/stream requests running at
+            once; more get 429.
+        max_batch_size: instances (rows) per request.
+        max_string_bytes: bytes per string input (prompt length bound).
+        max_new_tokens: server cap on `max_new_tokens` (0: the export's limit).
+        socket_timeout: seconds a connection may stall while sending.
+        metrics_path: Prometheus endpoint path.
+    """
+
+    max_body_bytes: int = 4 << 20
+    max_concurrent_requests: int = 8
+    max_batch_size: int = 64
+    max_string_bytes: int = 16384
+    max_new_tokens: int = 0
+    socket_timeout: float = 30.0
+    metrics_path: str = METRICS_PATH
+
+    def limits(self):
+        return rest.Limits(self.max_batch_size, self.max_string_bytes)
+
+
+class Metrics:
+    """Request counters and latency sums, Prometheus text format."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts = {}
+        self.latency = {}
+
+    def record(self, model, api, status, seconds):
+        key = (model or "", api, str(status))
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            total, count = self.latency.get((model or "", api), (0.0, 0))
+            self.latency[(model or "", api)] = (total + seconds, count + 1)
+
+    def render(self):
+        lines = ["# TYPE gpt_tf_request_count counter"]
+        with self._lock:
+            for (model, api, status), count in sorted(self.counts.items()):
+                lines.append(f'gpt_tf_request_count{{model_name="{model}",api="{api}",'
+                             f'status="{status}"}} {count}')
+            lines.append("# TYPE gpt_tf_request_latency_seconds summary")
+            for (model, api), (total, count) in sorted(self.latency.items()):
+                labels = f'model_name="{model}",api="{api}"'
+                lines.append(f"gpt_tf_request_latency_seconds_sum{{{labels}}} {total:.6f}")
+                lines.append(f"gpt_tf_request_latency_seconds_count{{{labels}}} {count}")
+        return "\n".join(lines) + "\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "gpt-tf-serve"
+    error_content_type = "application/json"
+
+    def setup(self):
+        self.timeout = self.server.options.socket_timeout
+        super().setup()
+
+    def log_message(self, format, *args):  # noqa: A002  (BaseHTTPRequestHandler's name)
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def _send(self, status, body, content_type="application/json", headers=None):
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _send_json(self, status, payload, headers=None):
+        self._send(status, json.dumps(payload, ensure_ascii=False), headers=headers)
+
+    def send_error(self, code, message=None, explain=None):
+        # BaseHTTPRequestHandler's own errors (bad request line, unsupported
+        # method...) as TF Serving-style JSON; never a 5xx for client mistakes.
+        if code >= 500:  # 501 unsupported method, 505 bad HTTP version: client mistakes
+            code = 405 if code == 501 else 400
+        if self.request_version == "HTTP/0.9":  # unparsable request line: still send a status
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        try:
+            self._send_json(code, {"error": message or self.responses.get(code, ("",))[0]})
+        except OSError:
+            pass
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def do_GET(self):
+        self._dispatch(self._get)
+
+    def do_POST(self):
+        self._dispatch(self._post)
+
+    def do_HEAD(self):
+        self._dispatch(self._get)
+
+    def _method_not_allowed(self):
+        self._dispatch(lambda: self._raise(ServingError(405, f"method {self.command} is not "
+                                                             "supported; use GET or POST")))
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    @staticmethod
+    def _raise(error):
+        raise error
+
+    def _dispatch(self, handler):
+        started = time.perf_counter()
+        self._model, self._api, status = None, "other", 500
+        try:
+            status = handler() or 200
+        except ServingError as error:
+            status = error.status
+            if status in (413, 411):
+                self.close_connection = True
+            headers = {"Retry-After": "1"} if status == 429 else None
+            self._send_json(status, {"error": error.message}, headers)
+        except UserError as error:
+            status = 400
+            self._send_json(400, {"error": str(error)})
+        except (ConnectionError, TimeoutError, OSError) as error:
+            status = 499
+            log.debug("connection problem: %s", error)
+            self.close_connection = True
+        except Exception as error:  # a bug: report it, keep serving
+            log.exception("internal error on %s %s", self.command, self.path)
+            status = 500
+            self.close_connection = True
+            try:
+                self._send_json(500, {"error": f"internal error: {type(error).__name__}"})
+            except OSError:
+                pass
+        finally:
+            self.server.metrics.record(self._model, self._api, status,
+                                       time.perf_counter() - started)
+
+    def _match(self):
+        path = urlsplit(self.path).path
+        match = _MODEL_URL.match(path)
+        if not match:
+            return path, None
+        return path, match
+
+    def _get(self):
+        path, match = self._match()
+        if path == self.server.options.metrics_path:
+            self._api = "metrics"
+            self._send(200, self.server.metrics.render(), "text/plain; version=0.0.4")
+            return 200
+        if match is None or match.group("verb"):
+            raise not_found(f"Malformed request: {self.command} {path}")
+        name, version, label = self._target(match)
+        manager = self.server.manager
+        if match.group("metadata"):
+            self._api = "metadata"
+            self._send_json(200, manager.metadata(name, version, label))
+        else:
+            self._api = "status"
+            self._send_json(200, manager.status(name, version, label))
+        return 200
+
+    def _target(self, match):
+        name = unquote(match.group("name"))
+        self._model = name
+        label = match.group("label")
+        return name, match.group("version"), unquote(label) if label else None
+
+    def _read_json(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            raise ServingError(411, "chunked request bodies are not supported; send "
+                                    "Content-Length")
+        length = self.headers.get("Content-Length")
+        if length is None:
+            raise ServingError(411, "the request needs a Content-Length header and a JSON body")
+        try:
+            length = int(length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise bad_request("invalid Content-Length header") from None
+        limit = self.server.options.max_body_bytes
+        if length > limit:
+            if length <= limit + (16 << 20):  # drain, so the client can read the answer
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 16))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            raise ServingError(413, f"request body of {length} bytes exceeds the limit of "
+                                    f"{limit} bytes (--max_body_bytes)")
+        data = self.rfile.read(length)
+        if len(data) != length:
+            self.close_connection = True
+            raise bad_request("the request body is shorter than its Content-Length")
+        try:
+            return json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise bad_request("the request body is not valid UTF-8") from None
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise bad_request(f"JSON Parse error: {error}") from None
+
+    def _post(self):
+        path, match = self._match()
+        if match is None or match.group("metadata") or not match.group("verb"):
+            raise not_found(f"Malformed request: {self.command} {path}")
+        verb = match.group("verb")
+        name, version, label = self._target(match)
+        self._api = verb
+        if verb not in ("predict", "classify", "generateStream"):
+            raise not_found(f"Malformed request: POST {path} (supported: :predict, :classify, "
+                            "and the :generateStream extension)")
+        body = self._read_json()
+        limiter = self.server.limiter
+        if not limiter.acquire(blocking=False):
+            raise ServingError(429, "too many concurrent requests (limit "
+                                    f"{self.server.options.max_concurrent_requests}); retry later")
+        try:
+            servable = self.server.manager.resolve(name, version, label)
+            if isinstance(body, dict) and "signature_name" in body and \
+                    not isinstance(body["signature_name"], str):
+                raise bad_request("'signature_name' must be a string")
+            if verb == "predict":
+                self._send_json(200, self._predict(servable, body))
+            elif verb == "classify":
+                self._send_json(200, self._classify(servable, body))
+            else:
+                self._stream(servable, body)
+        finally:
+            limiter.release()
+        return 200
+
+    def _max_new_tokens(self, servable):
+        limit = int(servable.metadata.get("limits", {}).get("max_new_tokens", 0)) or (1 << 30)
+        if self.server.options.max_new_tokens:
+            limit = min(limit, self.server.options.max_new_tokens)
+        return limit
+
+    def _predict(self, servable, body):
+        signature = servable.signature(body.get("signature_name") if isinstance(body, dict)
+                                       else None)
+        specs = servable.input_specs[signature]
+        inputs, row_format = rest.parse_predict(body, specs, self.server.options.limits())
+        if "max_new_tokens" in inputs and inputs["max_new_tokens"].size:
+            limit = self._max_new_tokens(servable)
+            if int(inputs["max_new_tokens"].max()) > limit:
+                raise bad_request(f"max_new_tokens must be <= {limit} on this server")
+        return rest.encode_predict(servable.run(signature, inputs), row_format)
+
+    def _classify(self, servable, body):
+        name = (body.get("signature_name") if isinstance(body, dict) else None) \
+            or "serving_default"
+        signature = servable.signature(name)
+        method = servable.method_names.get(signature)
+        if method != CLASSIFY_METHOD:
+            raise bad_request(f"Expected classification signature method_name to be "
+                              f"{CLASSIFY_METHOD}. Was: {method}")
+        serialized = rest.parse_classify(body, self.server.options.limits())
+        return rest.encode_classify(servable.run(signature, {"inputs": serialized}))
+
+    def _stream(self, servable, body):
+        from gpt_tf.serving.streaming import parse_stream_request, stream_generate
+
+        request = parse_stream_request(body, self._max_new_tokens(servable),
+                                       self.server.options.max_string_bytes)
+        events = stream_generate(servable, **request)
+        first = next(events)  # errors before the first token still get a JSON status
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(_event(first))
+        for event in events:
+            self.wfile.write(_event(event))
+        self.wfile.flush()
+
+
+def _event(payload):
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode("utf-8")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+class ModelServer:
+    """The REST server (and optional gRPC server) over a `ModelManager`.
+
+    Args:
+        manager: a `ModelManager` (already polled once).
+        host: REST bind address.
+        port: REST port (0: pick a free one; see `.port`).
+        options: `ServerOptions`.
+        grpc_port: gRPC port (None: no gRPC server; 0: pick a free one).
+    """
+
+    def __init__(self, manager, host="127.0.0.1", port=8501, options=None, grpc_port=None):
+        self.manager = manager
+        self.options = options or ServerOptions()
+        self.httpd = _HTTPServer((host, port), _Handler)
+        self.httpd.manager = manager
+        self.httpd.options = self.options
+        self.httpd.metrics = Metrics()
+        self.httpd.limiter = threading.BoundedSemaphore(self.options.max_concurrent_requests)
+        self.host = host
+        self.port = self.httpd.server_address[1]
+        self.grpc_server = None
+        self.grpc_port = None
+        if grpc_port is not None:
+            from gpt_tf.serving.grpc_server import start_grpc_server
+
+            self.grpc_server, self.grpc_port = start_grpc_server(
+                manager, host, grpc_port, self.httpd.limiter, self.options)
+        self._thread = None
+
+    @property
+    def url(self):
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self):
+        """Serves in a background thread (returns immediately)."""
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="gpt-tf-rest",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self):
+        self.httpd.serve_forever()
+
+    def shutdown(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=1)
+        self.manager.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.shutdown()
