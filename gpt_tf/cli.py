@@ -81,13 +81,17 @@ def build_parser():
     generate.set_defaults(func=cmd_generate)
 
     evaluate = commands.add_parser(
-        "evaluate", help="validation loss, perplexity and bits per byte of a run")
-    evaluate.add_argument("run_dir")
+        "evaluate", help="validation loss, perplexity and bits per byte of a run; "
+                         "with --task, the task report against baselines")
+    evaluate.add_argument("run_dir", nargs="?", help="the run (optional with --task --model)")
     evaluate.add_argument("--data", nargs="+",
                           help="held-out text (default: the run's validation split)")
     evaluate.add_argument("--checkpoint", default="final", choices=["final", "latest", "best"])
     evaluate.add_argument("--max-batches", type=int, default=0, help="0: all")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    from gpt_tf.evaluation.cli import add_task_arguments
+
+    add_task_arguments(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     for module_name in _PLUGIN_COMMANDS:
@@ -320,6 +324,13 @@ def cmd_generate(args):
 
 
 def cmd_evaluate(args):
+    if args.task:
+        from gpt_tf.evaluation.cli import run_task_evaluation
+
+        return run_task_evaluation(args)
+    if not args.run_dir:
+        raise UserError("give a run directory (gpt-tf evaluate RUN_DIR), or --task TASK "
+                        "--model TARGET for the task report")
     from gpt_tf import data as data_lib
     from gpt_tf.textfiles import resolve_text_files
     from gpt_tf.training import evaluate, load_model, load_split
@@ -351,7 +362,7 @@ def main(argv=None):
     try:
         regular, overrides = _split_overrides(argv)
         args = build_parser().parse_args(regular)
-        if overrides and args.func is not cmd_train:
+        if overrides and args.func is not cmd_train and not getattr(args, "accepts_overrides", False):
             raise UserError(f"config overrides {overrides} only apply to `gpt-tf train`")
         args.overrides = overrides
         return args.func(args)

@@ -40,6 +40,9 @@ MODEL_KERAS = "model.keras"
 HISTORY_FILE = "history.jsonl"
 # Fine-tuning runs start from another run's weights: {"run_dir": BASE}.
 INIT_FILE = "init_from.json"
+# Fine-tuned runs describe their tasks (language pair, labels, QA settings);
+# exports copy it so every backend knows them.
+TASK_CARD = "task_card.json"
 
 
 class TrainingStopped(Exception):
@@ -106,6 +109,18 @@ def _datasets(split, tokenizer, config, input_context=None, per_replica=None, sk
                     shuffle_buffer=config.data.shuffle_buffer, seed=config.data.seed,
                     input_context=input_context)
     return dataset.skip(skip)
+
+
+def read_task_card(directory):
+    """The `task_card.json` in `directory` (a run or an export), or None."""
+    path = os.path.join(directory, TASK_CARD)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def prepare_run(run_dir, config, data_paths, validation_paths=None, tokenizer_path=None):

@@ -261,13 +261,14 @@ def export_run(run_dir, name, output_dir="saved_models", checkpoint="final", tas
         An `ExportResult`.
     """
     from gpt_tf.export.tasks import run_dir_tasks
-    from gpt_tf.training import load_model
+    from gpt_tf.training import load_model, read_task_card
 
     model, tokenizer, config = load_model(run_dir, checkpoint)
     if tasks is None:
         tasks = run_dir_tasks(run_dir)
     metadata = {"source": {"run_dir": os.path.abspath(run_dir), "checkpoint": checkpoint,
-                           "config": config.to_dict()}}
+                           "config": config.to_dict()},
+                "task_card": read_task_card(run_dir)}
     return export_versioned(model, tokenizer, output_dir, name, stable=stable, tasks=tasks,
                             extra_metadata=metadata, **options)
 

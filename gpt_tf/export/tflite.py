@@ -229,11 +229,12 @@ def export_tflite(model, tokenizer, output_dir, quantize="none", max_length=None
 def export_tflite_run(run_dir, name, output_dir="tflite", quantize="none", checkpoint="final",
                       max_length=None, overwrite=False):
     """Exports a training run to `output_dir/name/` (see `export_tflite`)."""
-    from gpt_tf.training import load_model
+    from gpt_tf.training import load_model, read_task_card
 
     if not name or "/" in name or name.startswith("."):
         raise UserError(f"model name {name!r} must be a plain directory name")
     model, tokenizer, config = load_model(run_dir, checkpoint)
-    extra = {"source": {"run_dir": os.path.abspath(run_dir), "checkpoint": checkpoint}}
+    extra = {"source": {"run_dir": os.path.abspath(run_dir), "checkpoint": checkpoint},
+             "task_card": read_task_card(run_dir)}
     return export_tflite(model, tokenizer, os.path.join(output_dir, name), quantize,
                          max_length, overwrite, extra)

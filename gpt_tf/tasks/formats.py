@@ -54,9 +54,14 @@ class TaskExample:
 
 
 def strip_separators(text):
-    """Removes separator symbols from user text, so it cannot fake a prompt."""
+    """Blanks separator symbols in user text, so it cannot fake a prompt.
+
+    Each symbol becomes as many spaces as it has characters, so character
+    offsets into the text (QA answer spans) stay valid.
+    """
     for symbol in _ALL_SEPARATORS:
-        text = text.replace(symbol, " ")
+        if symbol in text:
+            text = text.replace(symbol, " " * len(symbol))
     return text
 
 

@@ -1,0 +1,59 @@
+"""Answer a question about a text: the answer span, its offsets and a score.
+
+    python -m apps.qa --context "It had been pity ..." --question "Who ...?"
+    python -m apps.qa --context-file passage.txt --question "..." --question "..." --json
+    >>> from apps.qa import answer
+    >>> answer("Hie you, Messala, ...", "Where, where, @placeholder, doth his body lie?")
+"""
+
+import sys
+
+from apps._common import base_parser, client_from_args, get_client, print_json, run
+from gpt_tf.errors import UserError
+
+
+def answer(context, question, model=None, max_answer_tokens=None, doc_stride=None):
+    """`{"answer", "start", "end", "score", "no_answer", ...}` for one question."""
+    from gpt_tf.tasks.qa import answer as answer_one
+
+    return answer_one(get_client(model), context, question, max_answer_tokens, doc_stride)
+
+
+def main(argv=None):
+    from gpt_tf.tasks.qa import answer_questions
+
+    parser = base_parser("qa", "Extractive question answering with a fine-tuned gpt-tf model.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--context", help="the passage")
+    source.add_argument("--context-file", help="a UTF-8 file holding the passage")
+    parser.add_argument("--question", action="append", required=True,
+                        help="the question (repeatable)")
+    parser.add_argument("--max-answer-tokens", type=int, default=None)
+    parser.add_argument("--doc-stride", type=int, default=None,
+                        help="tokens between overlapping context windows")
+    args = parser.parse_args(argv)
+    context = args.context
+    if args.context_file:
+        try:
+            with open(args.context_file, encoding="utf-8") as handle:
+                context = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read --context-file '{args.context_file}': {error}") from None
+    client = client_from_args(args)
+    results = answer_questions(client, [(context, q) for q in args.question],
+                               args.max_answer_tokens, args.doc_stride)
+    if args.json:
+        print_json([{"question": q, **r} for q, r in zip(args.question, results)])
+        return 0
+    for question, result in zip(args.question, results):
+        if result["no_answer"]:
+            print(f"{question}\n  no answer in the text (score {result['score']:.2f})")
+        else:
+            print(f"{question}\n  {result['answer']}  [characters {result['start']}-"
+                  f"{result['end']}, log-prob {result['score']:.3f}, "
+                  f"{result['windows']} window(s)]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run("apps.qa", main))

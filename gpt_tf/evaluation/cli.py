@@ -1,0 +1,192 @@
+"""Command-line side of the task evaluation, for `gpt-tf evaluate --task ...`.
+
+`gpt_tf.cli` adds these options to its `evaluate` command with
+`add_task_arguments(parser)` and calls `run_task_evaluation(args)` when
+`--task` is given:
+
+    gpt-tf evaluate --task all --model runs/tasks --backend-compare
+    gpt-tf evaluate --task sentiment --model sentiment=saved_models/tasks \\
+        --model sentiment=tflite/tasks-int8 --limit 200
+"""
+
+import glob
+import json
+import os
+import sys
+
+from gpt_tf.errors import UserError
+from gpt_tf.evaluation.report import DEFAULT_DATA, TASKS, Target, evaluate_tasks, write_report
+
+
+def add_task_arguments(parser):
+    """Adds the task-evaluation options to an argparse parser (`--task` turns them on)."""
+    group = parser.add_argument_group(
+        "task evaluation", "with --task: evaluate models on held-out task data against "
+        "baselines and write report.md + report.json")
+    group.add_argument("--task", choices=("all",) + TASKS,
+                       help="all, or one of lm, translate, qa, sentiment")
+    group.add_argument("--model", action="append", default=[], metavar="[TASK=]TARGET",
+                       help="a run directory, SavedModel directory, http(s) model URL or TFLite "
+                            "export; TASK=TARGET for one task only (repeatable: several models "
+                            "become columns of the report)")
+    group.add_argument("--backend-compare", action="store_true",
+                       help="also evaluate the SavedModel and TFLite exports of each run "
+                            "directory (found by their recorded source run under --exports-dir)")
+    group.add_argument("--exports-dir", default=".",
+                       help="where saved_models/ and tflite/ are searched (default: .)")
+    group.add_argument("--output", default=os.path.join("reports", "evaluation"),
+                       help="directory for report.md and report.json (default reports/evaluation)")
+    group.add_argument("--split", default="test", choices=("test", "validation"))
+    group.add_argument("--limit", type=int, default=None,
+                       help="examples per task (lm: tokens); 0: all (defaults: lm 20000 tokens, "
+                            "translate 200, qa 200, sentiment 400)")
+    for task in TASKS:
+        group.add_argument(f"--{task}-data", dest=f"{task}_data", default=DEFAULT_DATA[task],
+                           help=f"data set or file for {task} (default {DEFAULT_DATA[task]})")
+    group.add_argument("--lm-train-data", default=None,
+                       help="with an --lm-data file: text for the unigram baseline")
+    group.add_argument("--sentiment-train-data", default=None,
+                       help="with a --sentiment-data file: labelled texts for its baselines")
+    group.add_argument("--fail-under-baseline", action="store_true",
+                       help="exit 1 if any metric does not beat its baseline")
+    group.add_argument("--no-xla", dest="no_xla", action="store_true",
+                       help="run-directory models: do not compile with XLA")
+    return parser
+
+
+def _source_run(metadata):
+    source = (metadata or {}).get("source") or {}
+    return os.path.abspath(source["run_dir"]) if source.get("run_dir") else None
+
+
+def find_exports(run_dir, exports_dir="."):
+    """`[Target]` for the SavedModel (latest version) and TFLite exports of `run_dir`."""
+    from gpt_tf.clients.open import resolve_target
+
+    run_dir = os.path.abspath(run_dir)
+    found = []
+    for model_dir in sorted(glob.glob(os.path.join(exports_dir, "saved_models", "*"))):
+        if not os.path.isdir(model_dir):
+            continue
+        try:
+            _, version_dir = resolve_target(model_dir)
+        except UserError:
+            continue
+        meta_path = os.path.join(version_dir, "assets.extra", "gpt_tf.json")
+        if os.path.isfile(meta_path):
+            with open(meta_path, encoding="utf-8") as handle:
+                if _source_run(json.load(handle)) == run_dir:
+                    found.append(Target("savedmodel", version_dir))
+    for meta_path in sorted(glob.glob(os.path.join(exports_dir, "tflite", "*", "meta.json"))):
+        try:
+            with open(meta_path, encoding="utf-8") as handle:
+                meta = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if _source_run(meta) == run_dir:
+            found.append(Target(f"tflite-{meta.get('quantization', 'none')}",
+                                os.path.dirname(meta_path)))
+    return found
+
+
+def _label(target):
+    from gpt_tf.clients.open import resolve_target
+
+    kind, path = resolve_target(target)
+    if kind == "tflite":
+        meta = os.path.join(path if os.path.isdir(path) else os.path.dirname(path), "meta.json")
+        try:
+            with open(meta, encoding="utf-8") as handle:
+                return f"tflite-{json.load(handle).get('quantization', 'none')}"
+        except (OSError, ValueError):
+            return "tflite"
+    return kind
+
+
+def build_targets(args, tasks):
+    """`{task: [Target]}` from `--model` (and the run's positional `run_dir`, if any)."""
+    models = list(args.model)
+    if not models and getattr(args, "run_dir", None):
+        models = [args.run_dir]
+    if not models:
+        raise UserError("name the model to evaluate: --model RUN_DIR (or a SavedModel, URL, "
+                        "TFLite export; TASK=TARGET for one task)")
+    targets = {task: [] for task in tasks}
+    for text in models:
+        task, sep, target = text.partition("=")
+        if sep and task in TASKS:
+            chosen = [task] if task in tasks else []
+        else:
+            chosen, target = list(tasks), text
+        for name in chosen:
+            targets[name].append(target)
+    out = {}
+    for task, names in targets.items():
+        labelled, seen = [], {}
+        expanded = []
+        for target in names:
+            expanded.append(target)
+            if args.backend_compare:
+                try:
+                    from gpt_tf.clients.open import resolve_target
+
+                    kind, path = resolve_target(target)
+                except UserError:
+                    kind = None
+                if kind == "keras":
+                    expanded.extend(t.target for t in find_exports(path, args.exports_dir))
+        for target in dict.fromkeys(expanded):
+            label = _label(target)
+            seen[label] = seen.get(label, 0) + 1
+            labelled.append(Target(label if seen[label] == 1 else f"{label}-{seen[label]}", target))
+        out[task] = labelled
+    return out
+
+
+def run_task_evaluation(args):
+    """Runs `gpt-tf evaluate --task ...`: evaluates, writes the report, prints a summary.
+
+    Returns:
+        0, or 1 with `--fail-under-baseline` when a metric does not beat its baseline.
+    """
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    targets = build_targets(args, tasks)
+    limits = {} if args.limit is None else {task: args.limit for task in tasks}
+    data = {task: getattr(args, f"{task}_data") for task in TASKS}
+    data.update(lm_train=args.lm_train_data, sentiment_train=args.sentiment_train_data)
+    options = {"jit_compile": not args.no_xla,
+               "checkpoint": getattr(args, "checkpoint", None) or "final"}
+
+    def progress(line):
+        print(f"evaluate: {line}", file=sys.stderr, flush=True)
+
+    report = evaluate_tasks(targets, tasks, data, args.split, limits, progress, options)
+    json_path, md_path = write_report(report, args.output)
+    for task, entry in report["tasks"].items():
+        for row in entry["comparisons"]:
+            value = "error" if row["value"] is None else f"{row['value']:.4g}"
+            base = "n/a" if row["baseline_value"] is None else f"{row['baseline_value']:.4g}"
+            print(f"{task:9s} {row['backend']:12s} {row['metric']:13s} {value:>9s}  vs "
+                  f"{row['baseline']} {base:>9s}  beats baseline: "
+                  f"{'yes' if row['beats_baseline'] else 'no'}")
+    print(f"report: {md_path} and {json_path}")
+    if args.fail_under_baseline and not report["summary"]["all_beat_baselines"]:
+        return 1
+    return 0
+
+
+def main(argv=None):
+    """`python -m gpt_tf.evaluation --task ... --model ...` (same as `gpt-tf evaluate --task`)."""
+    import argparse
+
+    parser = add_task_arguments(argparse.ArgumentParser(
+        prog="python -m gpt_tf.evaluation",
+        description="Evaluate models on held-out task data against baselines."))
+    args = parser.parse_args(argv)
+    if not args.task:
+        parser.error("--task is required")
+    try:
+        return run_task_evaluation(args)
+    except UserError as error:
+        print(f"gpt-tf evaluate: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,502 @@
+"""The evaluation report: every task metric next to its baseline, per backend.
+
+`evaluate_tasks` runs the held-out data of each task through one or more
+model targets (any `open_client` target: a run, a SavedModel, a REST URL, a
+TFLite export) and the task's baselines; `write_report` writes
+`report.json` and `report.md` with a "beats baseline: yes/no" for every
+(metric, baseline, backend).
+
+| task        | data (default)        | metrics                              | baselines |
+|-------------|-----------------------|--------------------------------------|-----------|
+| `lm`        | `lm-en` test works    | perplexity, bits per byte            | unigram (add-one) |
+| `translate` | `mt-en-fr` test books | sacreBLEU BLEU, chrF (+ signatures)  | copy source |
+| `qa`        | `qa-en` test works    | SQuAD v1.1 exact match, F1           | sliding window |
+| `sentiment` | `sentiment-en` test   | accuracy, macro-F1, confusion matrix | majority, BoW LR |
+
+(BoW LR: bag-of-words logistic regression.)
+
+Examples are an evenly spaced, deterministic subset of the split when a
+limit is set, the same for every backend.
+"""
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import time
+
+from gpt_tf.errors import UserError
+from gpt_tf.evaluation import baselines as baselines_lib
+from gpt_tf.evaluation import metrics
+
+TASKS = ("lm", "translate", "qa", "sentiment")
+DEFAULT_DATA = {"lm": "lm-en", "translate": "mt-en-fr", "qa": "qa-en", "sentiment": "sentiment-en"}
+# Examples per task (lm: tokens) when no limit is given.
+DEFAULT_LIMITS = {"lm": 20000, "translate": 200, "qa": 200, "sentiment": 400}
+# metric -> (display name, higher is better, decimals)
+METRICS = {
+    "perplexity": ("perplexity", False, 2),
+    "bits_per_byte": ("bits per byte", False, 4),
+    "bleu": ("BLEU", True, 2),
+    "chrf": ("chrF", True, 2),
+    "exact_match": ("exact match", True, 2),
+    "f1": ("F1", True, 2),
+    "accuracy": ("accuracy", True, 4),
+    "macro_f1": ("macro-F1", True, 4),
+}
+TASK_METRICS = {"lm": ("perplexity", "bits_per_byte"), "translate": ("bleu", "chrf"),
+                "qa": ("exact_match", "f1"), "sentiment": ("accuracy", "macro_f1")}
+TASK_TITLES = {"lm": "Language modelling", "translate": "Translation",
+               "qa": "Question answering", "sentiment": "Sentiment"}
+
+
+@dataclasses.dataclass
+class Target:
+    """A model to evaluate: `label` names its column (e.g. `keras`, `tflite-int8`)."""
+
+    label: str
+    target: str
+
+
+def evenly_spaced(items, limit):
+    """At most `limit` items, evenly spaced over the list (all when limit <= 0)."""
+    items = list(items)
+    if limit <= 0 or limit >= len(items):
+        return items
+    step = len(items) / limit
+    return [items[int(i * step)] for i in range(limit)]
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+
+def _is_name(source):
+    return not os.path.exists(source)
+
+
+def load_task_data(task, source, split="test", limit=None, cache_dir=None, train_source=None):
+    """Held-out examples (and baseline training data) of one task.
+
+    Args:
+        task: `lm`, `translate`, `qa` or `sentiment`.
+        source: a prepared data set name or a file (lm: a file or folder).
+        split: `test` or `validation` (named data sets).
+        limit: examples (lm: tokens, applied later); None: the task default.
+        cache_dir: data set cache.
+        train_source: for a file `source`, the baselines' training data
+            (lm: text files; sentiment: labelled texts); a named data set
+            uses its own train split.
+
+    Returns:
+        dict with `examples`, `train` (baseline training data or None) and `about`.
+    """
+    from gpt_tf import datasets
+
+    limit = DEFAULT_LIMITS[task] if limit is None else limit
+    named = _is_name(source)
+    about = f"{source} ({split})" if named else source
+    if task == "lm":
+        if named:
+            files = datasets.lm_split_files(source, cache_dir)
+            docs, train = files[split], files["train"]
+        else:
+            docs, train = [source], ([train_source] if train_source else None)
+        return {"examples": datasets.load_text_files(docs), "train_files": train,
+                "about": about, "limit": limit}
+    paths = datasets.split_paths(source, cache_dir) if named else {split: source}
+    if split not in paths:
+        raise UserError(f"data set '{source}' has no '{split}' split")
+    if task == "translate":
+        pairs = datasets.load_translation_pairs(paths[split])
+        language = None
+        if named:
+            from gpt_tf.datasets import mt
+
+            pair = mt.parse_pair_name(source)
+            language = (pair[0].key, pair[1].key) if pair else None
+        return {"examples": evenly_spaced(pairs, limit), "about": about, "languages": language,
+                "total": len(pairs)}
+    if task == "qa":
+        questions = datasets.load_squad(paths[split])
+        return {"examples": evenly_spaced(questions, limit), "about": about,
+                "total": len(questions)}
+    texts = datasets.load_sentiment(paths[split])
+    if named:
+        train = datasets.load_sentiment(paths["train"]) if "train" in paths else None
+    else:
+        train = datasets.load_sentiment(train_source) if train_source else None
+    return {"examples": evenly_spaced(texts, limit), "train": train, "about": about,
+            "total": len(texts)}
+
+
+# ---- one task on one client ----------------------------------------------------------------
+
+
+def lm_chunks(texts, count_tokens, sequence_length, max_tokens):
+    """Held-out text cut into chunks of at most `sequence_length - 1` tokens, evenly sampled."""
+    from gpt_tf.tasks.windows import text_windows
+
+    chunks = []
+    for text in texts:
+        chunks.extend(text[s:e] for s, e in text_windows(text, count_tokens, sequence_length - 1))
+    if max_tokens > 0 and chunks:
+        per_chunk = max(1, sum(count_tokens(chunks[:8])) // min(8, len(chunks)))
+        chunks = evenly_spaced(chunks, max(1, max_tokens // per_chunk))
+    return chunks
+
+
+def _lm_result(log_likelihoods, tokens, total_bytes):
+    nll = -sum(log_likelihoods)
+    return {"perplexity": metrics.perplexity(nll, tokens),
+            "bits_per_byte": metrics.bits_per_byte(nll, total_bytes), "tokens": tokens,
+            "bytes": total_bytes}
+
+
+def run_lm(client, chunks):
+    scores = []
+    for first in range(0, len(chunks), 8):
+        scores.extend(client.score("", chunks[first:first + 8]))
+    tokens = sum(client.count_tokens(chunks))
+    return _lm_result(scores, tokens, sum(len(c.encode("utf-8")) for c in chunks))
+
+
+def run_translate(client, data):
+    from gpt_tf.tasks.translate import model_pair, translate
+
+    source, target = data["languages"] or model_pair(client)
+    pairs = data["examples"]
+    hypotheses = translate(client, [p.source for p in pairs], source, target)
+    references = [p.target for p in pairs]
+    result = {"bleu": metrics.bleu(hypotheses, references)["score"],
+              "chrf": metrics.chrf(hypotheses, references)["score"]}
+    result["samples"] = [{"source": p.source, "reference": p.target, "hypothesis": h}
+                         for p, h in list(zip(pairs, hypotheses))[:3]]
+    return result
+
+
+def run_qa(client, data):
+    from gpt_tf.tasks.qa import answer_questions
+
+    questions = data["examples"]
+    answers = answer_questions(client, [(q.context, q.question) for q in questions])
+    scores = metrics.squad_scores([a["answer"] for a in answers],
+                                  [[x.text for x in q.answers] for q in questions])
+    scores["no_answer_rate"] = sum(a["no_answer"] for a in answers) / len(answers)
+    scores["samples"] = [{"question": q.question, "gold": q.answers[0].text,
+                          "predicted": a["answer"], "score": a["score"]}
+                         for q, a in list(zip(questions, answers))[:3]]
+    return scores
+
+
+def run_sentiment(client, data, labels):
+    from gpt_tf.tasks.sentiment import classify, model_labels
+
+    examples = data["examples"]
+    if len(labels) < 2:  # a small sample may hold one label: score the model's own
+        labels = sorted(set(model_labels(client)) | set(labels))
+    results = classify(client, [e.text for e in examples], labels=labels)
+    return _classification([r["label"] for r in results], [e.label for e in examples], labels)
+
+
+def _classification(predicted, gold, labels):
+    names, matrix = metrics.confusion_matrix(predicted, gold, labels)
+    return {"accuracy": metrics.accuracy(predicted, gold),
+            "macro_f1": metrics.macro_f1(predicted, gold, labels),
+            "confusion_matrix": {"labels": names, "matrix": matrix}}
+
+
+# ---- baselines -----------------------------------------------------------------------------
+
+
+def lm_baseline(data, chunks, client):
+    if not data.get("train_files"):
+        return {}
+    from gpt_tf import datasets
+
+    vocab = client.vocab_size
+    # Pieces of about 4000 characters, cut at line ends: small enough for any
+    # server's string limit (tokenization can cross a cut; a baseline does not mind).
+    pieces = []
+    for doc in datasets.load_text_files(data["train_files"]):
+        piece = ""
+        for line in doc.split("\n"):
+            piece += line + "\n"
+            if len(piece) >= 4000:
+                pieces.append(piece)
+                piece = ""
+        if piece:
+            pieces.append(piece)
+    train_ids = []
+    for first in range(0, len(pieces), 256):
+        train_ids.extend(client.tokenize(pieces[first:first + 256]))
+    if vocab is None:
+        vocab = 1 + max(max(ids) for ids in train_ids if ids)
+    model = baselines_lib.UnigramLM(vocab).fit(train_ids)
+    chunk_ids = client.tokenize(chunks)
+    scores = [model.log_likelihood(ids) for ids in chunk_ids]
+    tokens = sum(len(ids) for ids in chunk_ids)
+    return {"unigram (add-one)": _lm_result(scores, tokens,
+                                            sum(len(c.encode("utf-8")) for c in chunks))}
+
+
+def translate_baseline(data):
+    pairs = data["examples"]
+    hypotheses = baselines_lib.copy_source([p.source for p in pairs])
+    references = [p.target for p in pairs]
+    return {"copy source": {"bleu": metrics.bleu(hypotheses, references)["score"],
+                            "chrf": metrics.chrf(hypotheses, references)["score"]}}
+
+
+def qa_baseline(data):
+    questions = data["examples"]
+    model = baselines_lib.SlidingWindowQA()
+    predictions = [model.predict(q.context, q.question) for q in questions]
+    return {"sliding window": metrics.squad_scores(
+        predictions, [[x.text for x in q.answers] for q in questions])}
+
+
+def sentiment_baselines(data, labels):
+    train = data.get("train")
+    if not train:
+        return {}
+    texts = [e.text for e in data["examples"]]
+    gold = [e.label for e in data["examples"]]
+    majority = baselines_lib.MajorityClass().fit([e.label for e in train])
+    bow = baselines_lib.BagOfWordsLogisticRegression().fit([e.text for e in train],
+                                                           [e.label for e in train])
+    return {"majority class": _classification(majority.predict(texts), gold, labels),
+            "bag-of-words logistic regression": _classification(bow.predict(texts), gold,
+                                                                labels)}
+
+
+# ---- the whole report ----------------------------------------------------------------------
+
+
+def _beats(value, baseline, higher):
+    if value is None or baseline is None or not math.isfinite(value):
+        return False
+    return value > baseline if higher else value < baseline
+
+
+def compare(task_report, task):
+    """Adds `comparisons`: one row per (metric, baseline, backend)."""
+    rows = []
+    for metric in TASK_METRICS[task]:
+        higher = METRICS[metric][1]
+        for baseline, values in task_report["baselines"].items():
+            for label, result in task_report["results"].items():
+                if "error" in result:
+                    value = None
+                else:
+                    value = result.get(metric)
+                rows.append({"metric": metric, "higher_is_better": higher, "baseline": baseline,
+                             "baseline_value": values.get(metric), "backend": label,
+                             "value": value,
+                             "beats_baseline": _beats(value, values.get(metric), higher)})
+    task_report["comparisons"] = rows
+    return task_report
+
+
+def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, progress=None,
+                   open_options=None, cache_dir=None):
+    """Evaluates model targets on tasks against baselines.
+
+    Args:
+        targets: `{task: [Target, ...]}` (each task its own models) or a list
+            of `Target` used for every task.
+        tasks: subset of `TASKS`.
+        data: `{task: data set name or file}` (defaults: `DEFAULT_DATA`), and
+            for files `{"lm_train": ..., "sentiment_train": ...}` (baselines).
+        split: `test` or `validation`.
+        limits: `{task: examples}` (lm: tokens); 0 means all.
+        progress: optional `fn(str)` for progress lines.
+        open_options: keyword arguments for `open_client`.
+        cache_dir: data set cache.
+
+    Returns:
+        The report dict (see `write_report`).
+    """
+    from gpt_tf.clients import open_client
+
+    say = progress or (lambda line: None)
+    data = {**DEFAULT_DATA, **(data or {})}
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
+    if not isinstance(targets, dict):
+        targets = {task: list(targets) for task in tasks}
+    for task in tasks:
+        if task not in TASKS:
+            raise UserError(f"unknown task '{task}'; use one of {', '.join(TASKS)} or all")
+        if not targets.get(task):
+            raise UserError(f"no model to evaluate for task '{task}'; pass --model")
+    report = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "split": split, "tasks": {}}
+    clients = {}
+
+    def client_for(target):
+        if target.target not in clients:
+            say(f"opening {target.label} model {getattr(target.target, 'target', target.target)}")
+            clients[target.target] = open_client(target.target, **(open_options or {}))
+        return clients[target.target]
+
+    try:
+        for task in tasks:
+            say(f"{task}: loading {data[task]} ({split})")
+            task_data = load_task_data(task, data[task], split, limits[task], cache_dir,
+                                       data.get(f"{task}_train"))
+            first = client_for(targets[task][0])
+            entry = {"data": task_data["about"], "results": {}, "baselines": {},
+                     "metrics": list(TASK_METRICS[task])}
+            if task == "lm":
+                chunks = lm_chunks(task_data["examples"], first.count_tokens,
+                                   first.sequence_length, task_data["limit"])
+                entry["examples"] = len(chunks)
+                say(f"lm: unigram baseline on {len(chunks)} chunks")
+                entry["baselines"] = lm_baseline(task_data, chunks, first)
+            elif task == "translate":
+                entry["examples"] = len(task_data["examples"])
+                entry["baselines"] = translate_baseline(task_data)
+                sources = [p.source for p in task_data["examples"]]
+                references = [p.target for p in task_data["examples"]]
+                entry["signatures"] = {
+                    "bleu": metrics.bleu(sources, references)["signature"],
+                    "chrf": metrics.chrf(sources, references)["signature"]}
+            elif task == "qa":
+                entry["examples"] = len(task_data["examples"])
+                entry["baselines"] = qa_baseline(task_data)
+            else:
+                entry["examples"] = len(task_data["examples"])
+                labels = sorted({e.label for e in task_data["examples"]}
+                                | {e.label for e in (task_data.get("train") or [])})
+                entry["labels"] = labels
+                say("sentiment: fitting the baselines")
+                entry["baselines"] = sentiment_baselines(task_data, labels)
+            for target in targets[task]:
+                started = time.perf_counter()
+                say(f"{task}: {target.label} on {entry['examples']} examples")
+                try:
+                    client = client_for(target)
+                    if task == "lm":
+                        result = run_lm(client, chunks)
+                    elif task == "translate":
+                        result = run_translate(client, task_data)
+                    elif task == "qa":
+                        result = run_qa(client, task_data)
+                    else:
+                        result = run_sentiment(client, task_data, entry["labels"])
+                except UserError as error:
+                    result = {"error": str(error)}
+                    say(f"{task}: {target.label} failed: {error}")
+                result["seconds"] = round(time.perf_counter() - started, 2)
+                result["target"] = str(getattr(target.target, "target", target.target))
+                entry["results"][target.label] = result
+            report["tasks"][task] = compare(entry, task)
+    finally:
+        for client in clients.values():
+            client.close()
+    failures = [f"{task}: {row['backend']} {row['metric']} vs {row['baseline']}"
+                for task, entry in report["tasks"].items() for row in entry["comparisons"]
+                if not row["beats_baseline"]]
+    failures += [f"{task}: no baseline (no training data for it)"
+                 for task, entry in report["tasks"].items() if not entry["baselines"]]
+    report["summary"] = {"all_beat_baselines": not failures, "not_beaten": failures}
+    return report
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def _fmt(metric, value):
+    if value is None:
+        return "n/a"
+    decimals = METRICS[metric][2]
+    return f"{value:.{decimals}f}"
+
+
+def render_markdown(report):
+    """The report as Markdown: a table per task, metric and baseline against every backend."""
+    lines = ["# Evaluation report", "",
+             f"Created {report['created']}, held-out split `{report['split']}`. Each cell is the "
+             "model's value and whether it beats the baseline on that row "
+             "(lower is better for perplexity and bits per byte, higher for the rest).", ""]
+    summary = report.get("summary", {})
+    verdict = "yes" if summary.get("all_beat_baselines") else "no"
+    lines += [f"**Every metric beats its baseline: {verdict}.**", ""]
+    for task, entry in report["tasks"].items():
+        backends = list(entry["results"])
+        lines += [f"## {TASK_TITLES[task]} (`{task}`)", "",
+                  f"Data: {entry['data']}, {entry['examples']} "
+                  f"{'chunks' if task == 'lm' else 'examples'}.", ""]
+        header = ["metric", "baseline", "baseline value"] + backends
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for metric in entry["metrics"]:
+            for baseline, values in entry["baselines"].items():
+                cells = [METRICS[metric][0], baseline, _fmt(metric, values.get(metric))]
+                for label in backends:
+                    row = next(r for r in entry["comparisons"] if r["metric"] == metric
+                               and r["baseline"] == baseline and r["backend"] == label)
+                    if "error" in entry["results"][label]:
+                        cells.append("error")
+                    else:
+                        verdict = "yes" if row["beats_baseline"] else "no"
+                        cells.append(f"{_fmt(metric, row['value'])} (beats baseline: {verdict})")
+                lines.append("| " + " | ".join(cells) + " |")
+            if not entry["baselines"]:
+                cells = [METRICS[metric][0], "none (no training data)", "n/a"]
+                cells += [_fmt(metric, entry["results"][b].get(metric)) for b in backends]
+                lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("Time per backend: " + ", ".join(
+            f"{b} {entry['results'][b].get('seconds', 0):.1f} s" for b in backends) + ".")
+        for label in backends:
+            if "error" in entry["results"][label]:
+                lines.append(f"- {label}: error: {entry['results'][label]['error']}")
+        if task == "translate":
+            lines += ["", "sacreBLEU signatures:", "",
+                      f"- BLEU: `{entry['signatures']['bleu']}`",
+                      f"- chrF: `{entry['signatures']['chrf']}`"]
+        if task == "qa":
+            rates = ", ".join(f"{b} {entry['results'][b]['no_answer_rate']:.1%}"
+                              for b in backends if "no_answer_rate" in entry["results"][b])
+            lines += ["", f"SQuAD v1.1 exact match and F1 in percent. No-answer rate: {rates}."]
+        if task == "sentiment":
+            for label in backends:
+                matrix = entry["results"][label].get("confusion_matrix")
+                if not matrix:
+                    continue
+                names = matrix["labels"]
+                lines += ["", f"Confusion matrix, {label} (rows: gold, columns: predicted):", "",
+                          "| gold \\ predicted | " + " | ".join(names) + " |",
+                          "|" + "---|" * (len(names) + 1)]
+                for name, row in zip(names, matrix["matrix"]):
+                    lines.append(f"| {name} | " + " | ".join(str(c) for c in row) + " |")
+        lines.append("")
+    if summary.get("not_beaten"):
+        lines += ["## Not beaten", ""] + [f"- {item}" for item in summary["not_beaten"]] + [""]
+    return "\n".join(lines)
+
+
+def write_report(report, output_dir):
+    """Writes `report.json` and `report.md` into `output_dir` (each atomically).
+
+    Returns:
+        `(json_path, markdown_path)`.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    paths = []
+    for name, text in (("report.json", json.dumps(report, indent=2, ensure_ascii=False,
+                                                   default=_json_default)),
+                       ("report.md", render_markdown(report))):
+        path = os.path.join(output_dir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+        paths.append(path)
+    return tuple(paths)
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

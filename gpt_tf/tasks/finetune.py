@@ -1,0 +1,228 @@
+"""Fine-tuning runs: a run directory that starts from a pretrained run's weights.
+
+`prepare_finetune_run` writes (atomically, like `prepare_run`):
+
+    config.json        the base run's config + overrides (train.*, data.*, model.dropout)
+    tokenizer.model    copied from the base run (the vocabulary must not change)
+    tokenizer.json
+    data_split.json    {"kind": "tasks", "train": [specs], "validation": [specs]}
+    init_from.json     {"run_dir": BASE}: `train` copies the base weights at step 0
+    task_card.json     what the model was tuned for (tasks, data, language pair,
+                       sentiment labels, QA window settings); the apps read it
+    export_tasks.json  task signatures for `gpt-tf export savedmodel`
+                       (`translate`, `answer`, `classify` + `classify_text`)
+
+Then `gpt_tf.training.train(run_dir)` trains it like any run (resume,
+strategies, LoRA via `train.lora_rank`).
+"""
+
+import json
+import os
+import shutil
+
+from gpt_tf.config import apply_overrides
+from gpt_tf.errors import UserError
+from gpt_tf.tasks import formats
+from gpt_tf.tasks.data import (DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, check_spec,
+                               load_records)
+from gpt_tf.textfiles import atomic_directory
+from gpt_tf.training import TASK_CARD, read_task_card  # noqa: F401  (re-exported)
+
+# Read by `gpt_tf.export.tasks.run_dir_tasks` (its TASKS_FILE).
+EXPORT_TASKS_FILE = "export_tasks.json"
+CARD_FORMAT_VERSION = 1
+DEFAULT_HOLDOUT = 0.1
+
+# Data set task (gpt_tf.datasets.registry) that each fine-tuning task reads.
+_DATASET_TASK = {"translate": "translation", "qa": "question-answering",
+                 "sentiment": "sentiment", "generate": "language-modeling"}
+
+
+def parse_task_arg(text):
+    """`"translate=mt-en-fr"` -> `("translate", "mt-en-fr")`."""
+    if "=" not in text:
+        raise UserError(f"--task '{text}' must look like TASK=DATA (e.g. translate=mt-en-fr, "
+                        f"sentiment=my_reviews.csv); tasks: {', '.join(formats.TASKS)}")
+    task, source = text.split("=", 1)
+    task, source = task.strip(), source.strip()
+    formats.check_task(task)
+    if not source:
+        raise UserError(f"--task '{text}': name a data set or a file after '='")
+    return task, source
+
+
+def _normalise_tasks(tasks):
+    if isinstance(tasks, dict):
+        items = list(tasks.items())
+    else:
+        items = [parse_task_arg(t) if isinstance(t, str) else tuple(t) for t in tasks]
+    if not items:
+        raise UserError("give at least one task, e.g. --task translate=mt-en-fr")
+    seen = set()
+    for task, _ in items:
+        formats.check_task(task)
+        if task in seen:
+            raise UserError(f"task '{task}' is given twice; a model learns one data source per "
+                            "task (the prompt format has no room for a second one)")
+        seen.add(task)
+    return items
+
+
+def resolve_task(task, source, holdout_fraction=DEFAULT_HOLDOUT, cache_dir=None, weight=1.0):
+    """Train and validation specs (and card info) for one task and its data.
+
+    Args:
+        task: `translate`, `qa`, `sentiment` or `generate`.
+        source: a prepared data set name (`mt-en-fr`, `qa-en`, `sentiment-en`,
+            `lm-en`, ...) or a user file (TSV/JSONL pairs, SQuAD JSON,
+            JSONL/CSV sentiment, text files or a folder for `generate`).
+        holdout_fraction: share of a user file held out for validation.
+        cache_dir: data set cache (default `~/.cache/gpt_tf`).
+        weight: copies of each training example per epoch.
+
+    Returns:
+        `(train_spec, validation_spec_or_None, card_entry)`.
+    """
+    from gpt_tf import datasets
+    from gpt_tf.datasets import registry
+
+    extra = {}
+    if task == "qa":
+        extra = {"doc_stride": DEFAULT_DOC_STRIDE, "max_answer_tokens": DEFAULT_MAX_ANSWER_TOKENS}
+    card = {"data": source, **extra}
+    if os.path.exists(source):
+        path = os.path.abspath(source)
+        if os.path.isdir(path) and task != "generate":
+            raise UserError(f"--task {task}={source}: '{source}' is a folder; {task} data is "
+                            "one file (see docs/DATASETS.md, 'Bringing your own data')")
+        base = {"task": task, "path": path, "holdout_fraction": holdout_fraction, **extra}
+        train = {**base, "select": "train", "weight": weight}
+        validation = {**base, "select": "validation"} if holdout_fraction > 0 else None
+        card["source_language"] = card["target_language"] = None
+    else:
+        try:
+            spec = registry.get_spec(source)
+        except UserError:
+            raise UserError(f"--task {task}={source}: '{source}' is neither a file nor a data "
+                            f"set; data sets: {', '.join(registry.list_names())}") from None
+        if spec.task != _DATASET_TASK[task]:
+            raise UserError(f"--task {task}={source}: data set '{source}' is for {spec.task}, "
+                            f"not {task}")
+        if task == "generate":
+            files = datasets.lm_split_files(source, cache_dir)
+            paths = {"train": files["train"], "validation": files["validation"]}
+        else:
+            paths = datasets.split_paths(source, cache_dir)
+        base = {"task": task, "name": source, **extra}
+        train = {**base, "path": paths["train"], "weight": weight}
+        validation = {**base, "path": paths["validation"]} if paths.get("validation") else None
+        if task == "translate":
+            from gpt_tf.datasets import mt
+
+            pair = mt.parse_pair_name(source)
+            card["source_language"], card["target_language"] = pair[0].key, pair[1].key
+    if task == "sentiment":
+        records = load_records(check_spec([train])[0])
+        card["labels"] = sorted({r.label for r in records})
+        if len(card["labels"]) < 2:
+            raise UserError(f"--task sentiment={source}: the data has one label "
+                            f"({card['labels']}); a classifier needs two or more")
+    else:
+        load_records(check_spec([train])[0])  # fail now, not at step 0 of training
+    return train, validation, card
+
+
+def export_task_dicts(card, sequence_length):
+    """`export_tasks.json` entries (`gpt_tf.export.tasks` format) for the tuned tasks."""
+    limit = max(1, sequence_length // 2)
+    out = []
+    tasks = card["tasks"]
+    if "translate" in tasks:
+        out.append({"kind": "generate", "name": "translate", "inputs": ["source"],
+                    "template": formats.EXPORT_TEMPLATES["translate"], "output": "translation",
+                    "max_new_tokens": min(128, limit)})
+    if "qa" in tasks:
+        out.append({"kind": "generate", "name": "answer", "inputs": ["context", "question"],
+                    "template": formats.EXPORT_TEMPLATES["qa"], "output": "answer",
+                    "max_new_tokens": min(tasks["qa"].get("max_answer_tokens", 32), limit)})
+    if "sentiment" in tasks:
+        out.append({"kind": "classify", "name": "classify", "input": "text",
+                    "template": formats.EXPORT_TEMPLATES["sentiment"],
+                    "labels": list(tasks["sentiment"]["labels"])})
+    return out
+
+
+def _check_overrides(overrides):
+    if isinstance(overrides, dict):
+        keys = list(overrides)
+    else:
+        keys = [(o[2:] if o.startswith("--") else o).split("=", 1)[0] for o in overrides]
+    for key in keys:
+        if key.startswith("model.") and key != "model.dropout":
+            raise UserError(f"override '{key}' would change the base model's shape; fine-tuning "
+                            "keeps the base model (only model.dropout, data.* and train.* may "
+                            "change)")
+
+
+def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
+                         holdout_fraction=DEFAULT_HOLDOUT, weights=None, cache_dir=None):
+    """Creates a fine-tuning run directory from a pretrained run.
+
+    Args:
+        run_dir: the new run directory (must not exist).
+        base_run_dir: a trained run (its weights, config and tokenizer are used).
+        tasks: `{"translate": "mt-en-fr", ...}`, or a list of `(task, data)`
+            pairs or `"task=data"` strings; data is a prepared data set name or
+            a user file.
+        overrides: `train.*`, `data.*` or `model.dropout` overrides
+            (strings `"train.steps=500"` or a dict), e.g. `train.lora_rank=8`.
+        holdout_fraction: share of user files held out for validation.
+        weights: optional `{task: weight}` (copies of each example per epoch).
+        cache_dir: data set cache.
+
+    Returns:
+        The `RunConfig` written.
+    """
+    from gpt_tf.tokenizer import MODEL_FILE, Tokenizer
+    from gpt_tf.training import CONFIG_FILE, INIT_FILE, SPLIT_FILE, load_run_config
+
+    items = _normalise_tasks(tasks)
+    base_config = load_run_config(base_run_dir)
+    if not (os.path.isfile(os.path.join(base_run_dir, "model.keras"))
+            or os.path.isdir(os.path.join(base_run_dir, "checkpoints"))):
+        raise UserError(f"base run '{base_run_dir}' has no trained model yet; train it first")
+    overrides = overrides or []
+    _check_overrides(overrides)
+    config = apply_overrides(base_config, overrides) if overrides else base_config
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise UserError(f"holdout fraction must be in [0, 1), got {holdout_fraction}")
+    weights = weights or {}
+    train_specs, validation_specs, card_tasks = [], [], {}
+    for task, source in items:
+        train, validation, entry = resolve_task(task, source, holdout_fraction, cache_dir,
+                                                float(weights.get(task, 1.0)))
+        train_specs.append(train)
+        if validation:
+            validation_specs.append({**validation, "weight": 1.0})
+        card_tasks[task] = entry
+    tokenizer = Tokenizer.from_dir(base_run_dir)
+    card = {"format_version": CARD_FORMAT_VERSION, "base_run": os.path.abspath(base_run_dir),
+            "sequence_length": config.model.sequence_length, "tasks": card_tasks,
+            "prompt_formats": {t: formats.EXPORT_TEMPLATES.get(t, "{text}") for t in card_tasks}}
+    with atomic_directory(run_dir) as tmp:
+        shutil.copy(os.path.join(base_run_dir, MODEL_FILE), os.path.join(tmp, MODEL_FILE))
+        tokenizer.save_metadata(tmp)
+        with open(os.path.join(tmp, CONFIG_FILE), "w") as handle:
+            handle.write(config.to_json())
+        with open(os.path.join(tmp, SPLIT_FILE), "w") as handle:
+            json.dump({"kind": "tasks", "train": train_specs, "validation": validation_specs},
+                      handle, indent=2)
+        with open(os.path.join(tmp, INIT_FILE), "w") as handle:
+            json.dump({"run_dir": os.path.abspath(base_run_dir)}, handle, indent=2)
+        with open(os.path.join(tmp, TASK_CARD), "w") as handle:
+            json.dump(card, handle, indent=2)
+        export_tasks = export_task_dicts(card, config.model.sequence_length)
+        if export_tasks:
+            with open(os.path.join(tmp, EXPORT_TASKS_FILE), "w") as handle:
+                json.dump({"tasks": export_tasks}, handle, indent=2)
+    return config

@@ -1,0 +1,112 @@
+"""Extractive question answering over any client.
+
+For each window of the context (overlapping windows with a doc stride when
+the context is longer than the model's window), the model generates an
+answer after `<|answer|>`; the answer is located in the window's text
+(exactly, else ignoring case and spacing) and scored by its sequence
+log-probability. The best located span over all windows wins. When no
+window's answer occurs in the context, the answer is
+`{"answer": "", "no_answer": true}` with `NO_ANSWER_SCORE`.
+"""
+
+import re
+
+from gpt_tf.errors import UserError
+from gpt_tf.tasks import formats
+from gpt_tf.tasks.data import DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, qa_windows
+
+# Score of "no answer": far below the log-probability of any real short answer.
+NO_ANSWER_SCORE = -1000.0
+_BATCH = 16
+
+
+def qa_settings(client, max_answer_tokens=None, doc_stride=None):
+    """`(max_answer_tokens, doc_stride)`: the arguments, else the model's card, else defaults."""
+    info = ((client.task_card or {}).get("tasks") or {}).get("qa") or {}
+    max_answer = int(max_answer_tokens or info.get("max_answer_tokens")
+                     or DEFAULT_MAX_ANSWER_TOKENS)
+    stride = int(doc_stride or info.get("doc_stride") or DEFAULT_DOC_STRIDE)
+    max_answer = max(1, min(max_answer, client.max_new_tokens_limit))
+    if stride < 1:
+        raise UserError(f"doc_stride must be >= 1 (got {stride})")
+    return max_answer, stride
+
+
+def locate(window, answer):
+    """`(start, end)` of `answer` in `window` (exact, else case/space-insensitive), or None."""
+    answer = answer.strip()
+    if not answer:
+        return None
+    index = window.find(answer)
+    if index >= 0:
+        return index, index + len(answer)
+    pattern = r"\s+".join(re.escape(word) for word in answer.split())
+    match = re.search(pattern, window, re.IGNORECASE)
+    return (match.start(), match.end()) if match else None
+
+
+def _no_answer(windows, generated=""):
+    return {"answer": "", "start": -1, "end": -1, "score": NO_ANSWER_SCORE, "no_answer": True,
+            "windows": windows, "generated": generated}
+
+
+def answer_questions(client, items, max_answer_tokens=None, doc_stride=None):
+    """Answers `(context, question)` pairs.
+
+    Args:
+        client: a `gpt_tf.clients.Client`.
+        items: list of `(context, question)` string pairs (none empty).
+        max_answer_tokens: tokens generated per answer (default: the model's
+            card, else 32).
+        doc_stride: tokens between the starts of overlapping context windows.
+
+    Returns:
+        One dict per item: `answer` (text, a slice of the context), `start`,
+        `end` (character offsets, `context[start:end] == answer`), `score`
+        (log-probability of the answer, nats), `no_answer` (bool),
+        `windows` (number of context windows), `generated` (the raw text the
+        model produced for the winning window).
+    """
+    max_answer, stride = qa_settings(client, max_answer_tokens, doc_stride)
+    L = client.sequence_length
+    jobs = []  # (item, window start, window end, prompt)
+    window_counts = []
+    for number, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise UserError(f"question {number} must be a (context, question) pair")
+        context, question = item
+        for name, value in (("context", context), ("question", question)):
+            if not isinstance(value, str) or not value.strip():
+                raise UserError(f"question {number}: the {name} is empty; give some text")
+        windows = qa_windows(context, question, client.count_tokens, L, max_answer, stride)
+        if not windows:
+            raise UserError(f"question {number} is too long for the {L}-token window; "
+                            "shorten the question")
+        window_counts.append(len(windows))
+        for start, end in windows:
+            jobs.append((number, start, end, formats.qa_prompt(context[start:end], question)))
+    generated = []
+    for first in range(0, len(jobs), _BATCH):
+        batch = [job[3] for job in jobs[first:first + _BATCH]]
+        generated.extend(c.text for c in client.generate(batch, max_new_tokens=max_answer))
+    best = [None] * len(items)
+    raw = [""] * len(items)
+    for (number, start, end, prompt), text in zip(jobs, generated):
+        context = items[number][0]
+        raw[number] = raw[number] or text.strip()
+        span = locate(context[start:end], text)
+        if span is None:
+            continue
+        s, e = start + span[0], start + span[1]
+        score = client.score(prompt, [context[s:e]])[0]
+        if best[number] is None or score > best[number]["score"]:
+            best[number] = {"answer": context[s:e], "start": s, "end": e, "score": score,
+                            "no_answer": False, "windows": window_counts[number],
+                            "generated": text.strip()}
+    return [b if b is not None else _no_answer(window_counts[n], raw[n])
+            for n, b in enumerate(best)]
+
+
+def answer(client, context, question, max_answer_tokens=None, doc_stride=None):
+    """Answers one question about `context` (see `answer_questions`)."""
+    return answer_questions(client, [(context, question)], max_answer_tokens, doc_stride)[0]

@@ -1,0 +1,72 @@
+"""Sentiment over any client: score each label after `<|text|>{text}<|label|>`.
+
+The label words' log-likelihoods are turned into probabilities with a
+softmax; texts longer than the window are cut into consecutive chunks and
+the chunks' probabilities averaged.
+"""
+
+import math
+
+from gpt_tf.clients.base import check_texts
+from gpt_tf.errors import UserError
+from gpt_tf.tasks import formats
+from gpt_tf.tasks.data import sentiment_text_budget
+from gpt_tf.tasks.windows import text_windows
+
+DEFAULT_LABELS = ("negative", "positive")
+
+
+def model_labels(client, labels=None):
+    """The labels to score: the argument, else the model's card, else negative/positive."""
+    if labels:
+        labels = [str(label) for label in labels]
+        if len(set(labels)) < 2:
+            raise UserError("give at least two distinct labels")
+        return labels
+    card = client.task_card or {}
+    tasks = card.get("tasks", {})
+    if card and "sentiment" not in tasks and not card.get("partial"):
+        raise UserError(f"{client.describe()} was not fine-tuned for sentiment (its tasks: "
+                        f"{', '.join(tasks) or 'none'}); fine-tune one with "
+                        "`gpt-tf finetune --task sentiment=sentiment-en`")
+    found = (tasks.get("sentiment") or {}).get("labels")
+    return list(found) if found else list(DEFAULT_LABELS)
+
+
+def _softmax(values):
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def classify(client, texts, labels=None):
+    """Labels texts.
+
+    Args:
+        client: a `gpt_tf.clients.Client`.
+        texts: a string or a list of strings (none empty).
+        labels: label words to choose from (default: the model's labels).
+
+    Returns:
+        One dict per text: `label`, `probabilities` (`{label: p}`, summing
+        to 1), `chunks` (how many pieces the text was scored in).
+    """
+    texts = check_texts(texts, "texts", allow_empty=False)
+    labels = model_labels(client, labels)
+    longest = max(client.count_tokens(labels))
+    budget = sentiment_text_budget(client.sequence_length, longest)
+    if budget < 4:
+        raise UserError(f"the labels are too long for the {client.sequence_length}-token window")
+    results = []
+    for text in texts:
+        clean = formats.strip_separators(text)
+        chunks = text_windows(clean, client.count_tokens, budget)
+        total = [0.0] * len(labels)
+        for start, end in chunks:
+            scores = client.score(formats.sentiment_prompt(clean[start:end]), labels)
+            total = [t + p for t, p in zip(total, _softmax(scores))]
+        probabilities = {label: t / len(chunks) for label, t in zip(labels, total)}
+        results.append({"label": max(probabilities, key=probabilities.get),
+                        "probabilities": probabilities, "chunks": len(chunks)})
+    return results

@@ -1,0 +1,95 @@
+"""Translation over any client: `<|source|>{text}<|target|>` -> greedy continuation.
+
+Texts longer than a third of the window are cut into consecutive chunks
+between words, each translated on its own, and the translations joined.
+"""
+
+from gpt_tf.clients.base import check_texts
+from gpt_tf.errors import UserError
+from gpt_tf.tasks import formats
+from gpt_tf.tasks.windows import text_windows
+
+DEFAULT_PAIR = ("en", "fr")
+_BATCH = 16
+
+
+def model_pair(client):
+    """The `(source, target)` language keys the model was tuned for (default en->fr)."""
+    card = client.task_card or {}
+    tasks = card.get("tasks", {})
+    if card and "translate" not in tasks and not card.get("partial"):
+        raise UserError(f"{client.describe()} was not fine-tuned for translation (its tasks: "
+                        f"{', '.join(tasks) or 'none'}); fine-tune one with "
+                        "`gpt-tf finetune --task translate=mt-en-fr`")
+    info = tasks.get("translate") or {}
+    if info.get("source_language") and info.get("target_language"):
+        return info["source_language"], info["target_language"]
+    return DEFAULT_PAIR
+
+
+def check_pair(client, source_language, target_language):
+    """Raises `UserError` for a pair the data layer does not know or the model was not tuned for."""
+    from gpt_tf.datasets import mt
+
+    name = f"mt-{source_language}-{target_language}"
+    try:
+        known = mt.parse_pair_name(name)
+    except UserError:
+        known = None
+    if known is None:
+        raise UserError(f"unknown language pair {source_language}->{target_language}; "
+                        f"languages: {', '.join(mt.BIBLE_VERSIONS)}")
+    pair = model_pair(client)
+    if (source_language, target_language) != tuple(pair):
+        raise UserError(f"{client.describe()} translates {pair[0]}->{pair[1]}, not "
+                        f"{source_language}->{target_language}; fine-tune a model with "
+                        f"`gpt-tf finetune --task translate={name}`")
+
+
+def source_budget(sequence_length):
+    """Source tokens per chunk: a third of the window, the rest is for the translation."""
+    return max(4, (sequence_length - 3) // 3)
+
+
+def translate(client, texts, source_language="en", target_language="fr", max_new_tokens=None,
+              stream=None):
+    """Translates texts with a fine-tuned model.
+
+    Args:
+        client: a `gpt_tf.clients.Client`.
+        texts: a string or a list of strings (none empty).
+        source_language, target_language: language keys (`en`, `fr`, `es`,
+            `de`, ... as in `mt-<src>-<tgt>`); the model's own pair is checked.
+        max_new_tokens: tokens per chunk translation (default: as many as fit,
+            up to the model's limit).
+        stream: optional `fn(row, text)` for pieces of each translation
+            (single text only; several texts get one call each).
+
+    Returns:
+        A list of translations (strings).
+    """
+    single = isinstance(texts, str)
+    texts = check_texts(texts, "texts", allow_empty=False)
+    check_pair(client, source_language, target_language)
+    L = client.sequence_length
+    budget = source_budget(L)
+    limit = client.max_new_tokens_limit
+    new_tokens = min(limit, L - 3 - budget) if max_new_tokens is None else int(max_new_tokens)
+    prompts, owners = [], []
+    for row, text in enumerate(texts):
+        clean = formats.strip_separators(text)
+        for start, end in text_windows(clean, client.count_tokens, budget):
+            prompts.append(formats.translate_prompt(clean[start:end]))
+            owners.append(row)
+    pieces = [[] for _ in texts]
+    streaming = stream if (stream is not None and single and len(prompts) == 1) else None
+    for first in range(0, len(prompts), _BATCH):
+        batch = prompts[first:first + _BATCH]
+        completions = client.generate(batch, max_new_tokens=new_tokens, stream=streaming)
+        for offset, completion in enumerate(completions):
+            pieces[owners[first + offset]].append(completion.text.strip())
+    out = [" ".join(p for p in row if p) for row in pieces]
+    if stream is not None and streaming is None:
+        for row, text in enumerate(out):
+            stream(row, text)
+    return out

@@ -1,0 +1,287 @@
+"""The client interface on the Keras backend, the task logic, the app CLIs, bad input."""
+
+import json
+import os
+import re
+import socket
+
+import numpy as np
+import pytest
+
+from gpt_tf.clients import open_client, resolve_target
+from gpt_tf.clients.base import Client, Completion
+from gpt_tf.errors import UserError
+from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, locate
+from gpt_tf.tasks.sentiment import classify
+from gpt_tf.tasks.translate import translate
+
+LONG = "And God said, Let there be light: and there was light. " * 12
+
+
+@pytest.fixture(scope="module")
+def client(trained_run):
+    from apps._common import get_client
+
+    # No XLA: tests check behaviour, and compiling costs more than it saves here.
+    # Opened through the apps' cache, so the CLIs (`--no-xla`) reuse it.
+    return get_client(trained_run["run_dir"], jit_compile=False)
+
+
+# ---- choosing the backend ------------------------------------------------------------------
+
+
+def test_the_target_decides_the_backend(trained_run, tmp_path):
+    assert resolve_target(trained_run["run_dir"]) == ("keras", trained_run["run_dir"])
+    assert resolve_target("http://localhost:8501/v1/models/x")[0] == "rest"
+    version = tmp_path / "saved" / "m" / "2"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    assert resolve_target(str(tmp_path / "saved" / "m")) == ("savedmodel", str(version))
+    with pytest.raises(UserError, match="serving base directory holding the models m"):
+        resolve_target(str(tmp_path / "saved"))
+    lite = tmp_path / "lite"
+    lite.mkdir()
+    (lite / "model.tflite").write_bytes(b"")
+    assert resolve_target(str(lite))[0] == "tflite"
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: str(p / "missing"), "does not exist"),
+    (lambda p: (p / "empty").mkdir() or str(p / "empty"), "wrong kind"),
+    (lambda p: (p / "notes.txt").write_text("x") and str(p / "notes.txt"), "wrong kind"),
+    (lambda p: "ftp://host/model", "only http"),
+    (lambda p: "http://localhost:8501/models/x", "not a model URL"),
+])
+def test_a_target_of_the_wrong_kind_is_a_clear_error(tmp_path, make, message):
+    with pytest.raises(UserError, match=message):
+        open_client(make(tmp_path))
+
+
+def test_an_unreachable_server_is_a_clear_error():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(UserError, match="cannot reach the model server"):
+        open_client(f"http://127.0.0.1:{port}/v1/models/tasks", timeout=5)
+
+
+# ---- the Keras backend ---------------------------------------------------------------------
+
+
+def test_greedy_generation_matches_the_generator_and_streams(client, trained_run):
+    from gpt_tf.generation import Generator
+    from gpt_tf.training import load_model
+
+    model, tokenizer, _ = load_model(trained_run["run_dir"])
+    prompts = ["And God said", "Shall I compare thee"]
+    expected = Generator(model, jit_compile=False).generate(
+        [[tokenizer.end_of_text_id] + tokenizer.encode(p) for p in prompts], 10,
+        stop_ids=[tokenizer.end_of_text_id])
+    completions = client.generate(prompts, max_new_tokens=10)
+    assert [c.text for c in completions] == [tokenizer.decode(t) for t in expected.token_ids]
+    assert [c.num_tokens for c in completions] == [len(t) for t in expected.token_ids]
+    pieces = []
+    streamed = client.generate(prompts[:1], max_new_tokens=10,
+                               stream=lambda row, text: pieces.append((row, text)))
+    assert "".join(t for _, t in pieces) == streamed[0].text == completions[0].text
+    assert {row for row, _ in pieces} == {0}
+
+
+def test_sampling_is_seeded(client):
+    first = client.generate(["The Lord"], max_new_tokens=8, temperature=1.0, top_k=20, seed=3)
+    again = client.generate(["The Lord"], max_new_tokens=8, temperature=1.0, top_k=20, seed=3)
+    assert first[0].text == again[0].text
+
+
+def test_score_is_the_log_likelihood_of_the_continuation(client, trained_run):
+    import tensorflow as tf
+
+    from gpt_tf.training import load_model
+
+    model, tokenizer, _ = load_model(trained_run["run_dir"])
+    prompt, continuation = "<|text|>light<|label|>", "positive"
+    ids = [tokenizer.end_of_text_id] + tokenizer.encode(prompt) + tokenizer.encode(continuation)
+    log_probs = tf.nn.log_softmax(model(np.array([ids], np.int32))[0]).numpy()
+    start = 1 + len(tokenizer.encode(prompt))
+    expected = sum(log_probs[p - 1, ids[p]] for p in range(start, len(ids)))
+    got = client.score(prompt, [continuation, "negative"])
+    assert got[0] == pytest.approx(expected, abs=1e-4)
+    assert len(got) == 2 and client.score(prompt, []) == []
+    assert client.score("", [""]) == [0.0]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"max_new_tokens": 0}, "max_new_tokens"),
+    ({"max_new_tokens": 10_000}, "max_new_tokens"),
+    ({"temperature": -1.0}, "temperature"),
+    ({"top_p": 0.0}, "top_p"),
+])
+def test_bad_sampling_settings_are_refused(client, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        client.generate(["x"], **{"max_new_tokens": 4, **kwargs})
+
+
+def test_a_prompt_longer_than_the_window_keeps_its_end(client):
+    completion = client.generate([LONG], max_new_tokens=4)[0]
+    assert completion.prompt_tokens_truncated > 0 and completion.num_tokens <= 4
+
+
+def test_the_tasks_run_on_the_keras_backend(client):
+    out = translate(client, ["Let there be light.", LONG])
+    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+    results = classify(client, ["light", LONG])
+    for result in results:
+        assert set(result["probabilities"]) == {"negative", "positive"}
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0)
+    assert results[0]["chunks"] == 1 and results[1]["chunks"] > 1
+    found = answer(client, LONG, "Who?", max_answer_tokens=4)
+    assert found["windows"] > 1
+    if not found["no_answer"]:
+        assert LONG[found["start"]:found["end"]] == found["answer"]
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda c: translate(c, ""), "empty"),
+    (lambda c: translate(c, ["ok", "  "]), "empty"),
+    (lambda c: translate(c, "hi", "en", "xx"), "unknown language pair"),
+    (lambda c: translate(c, "hi", "de", "es"), "translates en->fr"),
+    (lambda c: classify(c, [""]), "empty"),
+    (lambda c: classify(c, "x", labels=["only"]), "two distinct labels"),
+    (lambda c: answer(c, "", "Who?"), "context is empty"),
+    (lambda c: answer(c, "text", " "), "question is empty"),
+    (lambda c: answer(c, "some text", "why " * 40, max_answer_tokens=4), "too long"),
+    (lambda c: c.generate([3]), "not a string"),
+])
+def test_bad_task_input_is_a_clear_error(client, call, message):
+    with pytest.raises(UserError, match=message):
+        call(client)
+
+
+# ---- task logic on a scripted client -------------------------------------------------------
+
+
+class Scripted(Client):
+    """Whitespace tokens; answers and scores from tables."""
+
+    backend = "scripted"
+
+    def __init__(self, answers=None, scores=None, card=None, window=64):
+        super().__init__("scripted", window, 32, card)
+        self.answers, self.scores, self.prompts = answers or {}, scores or {}, []
+
+    def _tokenize(self, texts):
+        return [[1] * len(t.split()) for t in texts]
+
+    def _generate(self, prompts, max_new_tokens, *args):
+        self.prompts.extend(prompts)
+        out = []
+        for prompt in prompts:
+            text = next((v for k, v in self.answers.items() if k in prompt), "")
+            out.append(Completion(text, len(text.split()), "stop_token"))
+        return out
+
+    def _score(self, prompt, continuations):
+        return [next((v for k, v in self.scores.items() if k in prompt + "|" + c), -1.0)
+                for c in continuations]
+
+
+def test_qa_answer_not_in_the_context_is_no_answer():
+    result = answer(Scripted(answers={"<|answer|>": "Gandalf"}), "Frodo went home.", "Who?")
+    assert result["no_answer"] and result["answer"] == "" and result["score"] == NO_ANSWER_SCORE
+    assert result["generated"] == "Gandalf"
+
+
+def test_qa_the_best_scoring_window_wins_and_offsets_point_into_the_context():
+    context = " ".join(["filler"] * 80) + " Frodo met Sam. " + " ".join(["filler"] * 80) + \
+        " Merry met Pippin."
+    client = Scripted(answers={"Frodo met": "frodo", "Merry met": "Merry"},
+                      scores={"|Frodo": -0.5, "|Merry": -3.0})
+    result = answer(client, context, "Who met?", doc_stride=20, max_answer_tokens=4)
+    assert result["windows"] > 2
+    assert result["answer"] == "Frodo"  # located ignoring case, returned as in the text
+    assert context[result["start"]:result["end"]] == "Frodo"
+    assert result["score"] == -0.5
+    assert locate("a  Big   Cat", "big cat") == (3, 12)
+    assert locate("abc", "") is None
+
+
+def test_sentiment_averages_chunk_probabilities():
+    client = Scripted(scores={"good|positive": 0.0, "good|negative": -10.0,
+                              "bad|negative": 0.0, "bad|positive": -10.0}, window=16)
+    text = "good " * 8 + "bad " * 8
+    result = classify(client, text)
+    assert result[0]["chunks"] == 2
+    assert result[0]["probabilities"]["positive"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_translation_chunks_are_joined_and_the_pair_comes_from_the_card():
+    card = {"tasks": {"translate": {"source_language": "en", "target_language": "de"}}}
+    client = Scripted(answers={"<|target|>": "X"}, card=card, window=16)
+    assert translate(client, "one two three four five six seven eight", "en", "de") == ["X X"]
+    with pytest.raises(UserError, match="translates en->de"):
+        translate(client, "hi")
+    no_translation = Scripted(card={"tasks": {"sentiment": {"labels": ["a", "b"]}}})
+    with pytest.raises(UserError, match="not fine-tuned for translation"):
+        translate(no_translation, "hi")
+    assert classify(no_translation, "x")[0]["label"] in ("a", "b")
+
+
+# ---- the app CLIs --------------------------------------------------------------------------
+
+
+def test_the_app_clis_answer_and_print(trained_run, capsys):
+    from apps import generate, qa, sentiment
+    from apps import translate as translate_app
+    from apps._common import run
+
+    model = trained_run["run_dir"]
+    assert run("apps.translate", translate_app.main,
+               ["--model", model, "--no-xla", "--json", "light"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["source"] == "light"
+    assert run("apps.sentiment", sentiment.main,
+               ["--model", model, "--no-xla", "light", "dark"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and re.match(r"\s*(positive|negative)\s+\(", lines[0])
+    assert run("apps.qa", qa.main, ["--model", model, "--no-xla", "--context", "Frodo went home.",
+                                    "--question", "Who?", "--max-answer-tokens", "4",
+                                    "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)[0]) >= {"answer", "start", "end", "score"}
+    assert run("apps.generate", generate.main, ["--model", model, "--no-xla", "--temperature", "0",
+                                                "--max-new-tokens", "5", "And God"]) == 0
+    assert capsys.readouterr().out.startswith("And God")
+    from apps._common import get_client
+
+    keras_client = get_client(model, jit_compile=False)
+    assert translate_app.translate("light", model=keras_client) == \
+        translate(keras_client, ["light"])[0]
+
+
+@pytest.mark.parametrize("module,argv,message", [
+    ("translate", ["  "], "empty"),
+    ("translate", ["--source", "en", "--target", "zz", "hi"], "unknown language pair"),
+    ("sentiment", ["--model", "MISSING", "good"], "does not exist"),
+    ("qa", ["--context", "x", "--question", ""], "question is empty"),
+    ("generate", ["--max-new-tokens", "0", "hi"], "max_new_tokens"),
+])
+def test_app_user_errors_print_one_line_and_exit_2(trained_run, capsys, tmp_path, module, argv,
+                                                   message):
+    import importlib
+
+    from apps._common import run
+
+    app = importlib.import_module(f"apps.{module}")
+    argv = [str(tmp_path / "missing") if a == "MISSING" else a for a in argv]
+    if "--model" not in argv:
+        argv = ["--model", trained_run["run_dir"], "--no-xla"] + argv
+    assert run(f"apps.{module}", app.main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"apps.{module}: error:") and message in err[0]
+
+
+def test_the_default_model_is_the_shipped_one(monkeypatch, tmp_path):
+    from apps import _common
+
+    monkeypatch.delenv("GPT_TF_MODEL", raising=False)
+    assert _common.default_model().endswith(os.path.join("saved_models", "tasks"))
+    monkeypatch.setenv("GPT_TF_MODEL", str(tmp_path))
+    assert _common.default_model() == str(tmp_path)

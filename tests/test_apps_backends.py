@@ -1,0 +1,187 @@
+"""Fine-tune -> export -> the same answers on every backend (Keras, SavedModel, REST, TFLite).
+
+One tiny run is fine-tuned for a few steps (translate + sentiment), exported
+as a SavedModel (served in process and by `gpt-tf serve` over REST) and as
+TFLite (float32 and int8). Greedy outputs must agree with Keras token for
+token; scores within float tolerance (int8: it only has to run).
+"""
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("gpt_tf.export.saved_model", reason="the export code (issue 5) is not there")
+pytest.importorskip("gpt_tf.serving.server", reason="the REST server (issue 5) is not there")
+
+from gpt_tf.clients import open_client  # noqa: E402
+from gpt_tf.errors import UserError  # noqa: E402
+from gpt_tf.tasks.qa import answer_questions  # noqa: E402
+from gpt_tf.tasks.sentiment import classify  # noqa: E402
+from gpt_tf.tasks.translate import translate  # noqa: E402
+
+PROMPTS = ["<|source|>light 3<|target|>", "And God said"]
+BACKENDS = ["savedmodel", "rest", "tflite-none"]
+
+
+@pytest.fixture(scope="module")
+def tuned(trained_run, tmp_path_factory):
+    from gpt_tf.tasks.finetune import prepare_finetune_run
+    from gpt_tf.training import train
+
+    root = tmp_path_factory.mktemp("tuned")
+    pairs = root / "pairs.tsv"
+    pairs.write_text("".join(f"light {i}\tlumière {i}\n" for i in range(40)), encoding="utf-8")
+    reviews = root / "reviews.jsonl"
+    reviews.write_text("".join(json.dumps({"text": f"{w} {i}", "label": label}) + "\n"
+                               for i in range(20)
+                               for w, label in (("good", "positive"), ("bad", "negative"))),
+                       encoding="utf-8")
+    run = str(root / "run")
+    prepare_finetune_run(run, trained_run["run_dir"],
+                         {"translate": str(pairs), "sentiment": str(reviews)},
+                         ["train.steps=8", "train.eval_every=8", "train.checkpoint_every=8",
+                          "train.warmup_steps=2", "train.xla=false"], holdout_fraction=0.2)
+    events = []
+    result = train(run, on_event=lambda kind, info: events.append((kind, info)))
+    assert result.status == "completed" and result.validation is not None
+    assert ("init", {"from": os.path.abspath(trained_run["run_dir"])}) in events
+    return {"run": run, "root": root}
+
+
+@pytest.fixture(scope="module")
+def exports(tuned):
+    from gpt_tf.export.saved_model import export_run
+    from gpt_tf.export.tflite import export_tflite_run
+
+    base = tuned["root"] / "exports"
+    saved = export_run(tuned["run"], "tiny", str(base / "saved_models"), max_new_tokens_limit=16,
+                       jit_compile=False, warmup=False)
+    for quantize in ("none", "int8"):
+        export_tflite_run(tuned["run"], f"tiny-{quantize}", str(base / "tflite"),
+                          quantize=quantize)
+    return {"base": str(base), "savedmodel": saved.path,
+            "tflite-none": str(base / "tflite" / "tiny-none"),
+            "tflite-int8": str(base / "tflite" / "tiny-int8")}
+
+
+@pytest.fixture(scope="module")
+def server(exports):
+    from gpt_tf.serving.models import ModelManager, ModelSpec
+    from gpt_tf.serving.server import ModelServer
+
+    manager = ModelManager([ModelSpec("tiny", os.path.join(exports["base"], "saved_models",
+                                                           "tiny"))], warmup=False)
+    manager.poll_once()
+    server = ModelServer(manager, port=0).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clients(tuned, exports, server):
+    opened = {"keras": open_client(tuned["run"], jit_compile=False),
+              "savedmodel": open_client(os.path.dirname(exports["savedmodel"])),
+              "rest": open_client(f"{server.url}/v1/models/tiny"),
+              "tflite-none": open_client(exports["tflite-none"]),
+              "tflite-int8": open_client(exports["tflite-int8"])}
+    yield opened
+    for client in opened.values():
+        client.close()
+
+
+def test_each_target_opens_its_backend(clients):
+    assert {name: c.backend for name, c in clients.items()} == {
+        "keras": "keras", "savedmodel": "savedmodel", "rest": "rest",
+        "tflite-none": "tflite-none", "tflite-int8": "tflite-int8"}
+    for client in clients.values():
+        assert client.sequence_length == clients["keras"].sequence_length
+        assert client.tokenize(["light 3"]) == clients["keras"].tokenize(["light 3"])
+
+
+def test_every_backend_knows_what_the_model_was_tuned_for(clients):
+    for name, client in clients.items():
+        labels = client.task_card["tasks"]["sentiment"]["labels"]
+        assert labels == ["negative", "positive"], name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_greedy_generation_matches_keras(clients, backend):
+    expected = [c.text for c in clients["keras"].generate(PROMPTS, max_new_tokens=8)]
+    got = clients[backend].generate(PROMPTS, max_new_tokens=8)
+    assert [c.text for c in got] == expected
+    pieces = []
+    streamed = clients[backend].generate(PROMPTS[1:], max_new_tokens=8,
+                                         stream=lambda row, text: pieces.append(text))
+    assert "".join(pieces) == streamed[0].text == expected[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scores_match_keras(clients, backend):
+    prompt = "<|text|>good 3<|label|>"
+    expected = clients["keras"].score(prompt, ["positive", "negative"])
+    got = clients[backend].score(prompt, ["positive", "negative"])
+    assert got == pytest.approx(expected, abs=2e-3)
+    chunk = "And God said, Let there be light"
+    assert clients[backend].score("", [chunk]) == pytest.approx(
+        clients["keras"].score("", [chunk]), abs=2e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ["tflite-int8"])
+def test_the_tasks_agree_across_backends(clients, backend):
+    keras, other = clients["keras"], clients[backend]
+    texts = ["light 7", "light 1 " * 12]
+    got = translate(other, texts)
+    assert all(isinstance(t, str) for t in got)
+    sentiment = classify(other, ["good 4", "bad 9"])
+    questions = [("The man was Elimelech.", "Who?")]
+    answers = answer_questions(other, questions, max_answer_tokens=4)
+    assert set(answers[0]) >= {"answer", "start", "end", "score", "no_answer"}
+    if backend == "tflite-int8":
+        return  # quantised: it runs; the report measures what int8 costs
+    assert got == translate(keras, texts)
+    for mine, reference in zip(sentiment, classify(keras, ["good 4", "bad 9"])):
+        assert mine["label"] == reference["label"]
+        for label, p in reference["probabilities"].items():
+            assert mine["probabilities"][label] == pytest.approx(p, abs=1e-3)
+    reference = answer_questions(keras, questions, max_answer_tokens=4)[0]
+    assert (answers[0]["answer"], answers[0]["start"]) == (reference["answer"], reference["start"])
+
+
+def test_rest_requests_stay_within_the_server_batch_limit(clients):
+    words = [f"light {i}" for i in range(150)]  # gpt-tf serve takes 64 rows per request
+    assert clients["rest"].tokenize(words) == clients["keras"].tokenize(words)
+    long_context = "The man was Elimelech. " + "And the light shone. " * 40
+    rest = answer_questions(clients["rest"], [(long_context, "Who?")], max_answer_tokens=4)
+    keras = answer_questions(clients["keras"], [(long_context, "Who?")], max_answer_tokens=4)
+    assert rest[0]["windows"] == keras[0]["windows"] > 1
+    assert rest[0]["answer"] == keras[0]["answer"]
+
+
+def test_rest_errors_are_clear(server, clients):
+    with pytest.raises(UserError, match="404"):
+        open_client(f"{server.url}/v1/models/nothing-here")
+    with pytest.raises(UserError, match="max_new_tokens"):
+        clients["rest"].generate(["x"], max_new_tokens=10_000)
+
+
+def test_the_report_compares_the_exports_of_a_run(tuned, exports, tmp_path):
+    import argparse
+
+    from gpt_tf.evaluation.cli import add_task_arguments, run_task_evaluation
+
+    data = tmp_path / "s.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in
+                            [("good 30", "positive"), ("bad 31", "negative"),
+                             ("good 32", "positive"), ("bad 33", "negative")]), encoding="utf-8")
+    args = add_task_arguments(argparse.ArgumentParser()).parse_args([
+        "--task", "sentiment", "--model", tuned["run"], "--backend-compare",
+        "--exports-dir", exports["base"], "--sentiment-data", str(data),
+        "--sentiment-train-data", str(data), "--output", str(tmp_path / "report"), "--no-xla"])
+    assert run_task_evaluation(args) == 0
+    report = json.load(open(tmp_path / "report" / "report.json"))
+    results = report["tasks"]["sentiment"]["results"]
+    assert set(results) == {"keras", "savedmodel", "tflite-none", "tflite-int8"}
+    assert results["savedmodel"]["accuracy"] == results["keras"]["accuracy"]
+    markdown = open(tmp_path / "report" / "report.md").read()
+    assert "| accuracy | majority class |" in markdown and "tflite-int8" in markdown

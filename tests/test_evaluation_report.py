@@ -1,0 +1,211 @@
+"""The evaluation report on a scripted client (no model), and target discovery."""
+
+import argparse
+import json
+import os
+import re
+
+import pytest
+
+from gpt_tf.clients.base import Client, Completion
+from gpt_tf.errors import UserError
+from gpt_tf.evaluation import cli as eval_cli
+from gpt_tf.evaluation.report import Target, evaluate_tasks, render_markdown, write_report
+
+PAIRS = [("the light shines", "la lumière brille"), ("the night falls", "la nuit tombe"),
+         ("god saw the light", "dieu vit la lumière")]
+# The sliding window picks the mid-sentence name, wrong in the first question.
+QA = [("Frodo kept the sword in the hall. Later the sword was given to Aragorn.",
+       "Who kept the sword?", "Frodo"),
+      ("Sam cooked the rabbit. The ring went to the mountain with Frodo.",
+       "Who went to the mountain with the ring?", "Frodo")]
+SENTIMENT = [("a gripping great film", "positive"), ("a dull awful film", "negative"),
+             ("great acting", "positive"), ("awful plot", "negative")]
+
+
+class ScriptedClient(Client):
+    """Answers from the gold data (`good=True`) or copies its input (`good=False`)."""
+
+    backend = "scripted"
+    vocab_size = 512
+
+    def __init__(self, good=True, fail=False):
+        super().__init__("scripted", 128, 32, None)
+        self.good, self.fail = good, fail
+
+    def _tokenize(self, texts):
+        return [[hash(w) % 500 + 10 for w in re.findall(r"\S+|\s+", t)] for t in texts]
+
+    def _generate(self, prompts, max_new_tokens, *args):
+        if self.fail:
+            raise UserError("scripted failure")
+        out = []
+        for prompt in prompts:
+            text = ""
+            if prompt.startswith("<|source|>"):
+                source = prompt[len("<|source|>"):-len("<|target|>")]
+                text = dict(PAIRS)[source] if self.good else source
+            elif prompt.startswith("<|context|>"):
+                question = prompt.split("<|question|>")[1][:-len("<|answer|>")]
+                text = {q: a for _, q, a in QA}[question] if self.good else "nobody"
+            out.append(Completion(text, len(text.split()), "stop_token"))
+        return out
+
+    def _score(self, prompt, continuations):
+        if prompt.startswith("<|text|>"):
+            gold = dict(SENTIMENT)[prompt[len("<|text|>"):-len("<|label|>")]]
+            target = gold if self.good else "negative"
+            return [0.0 if c == target else -5.0 for c in continuations]
+        return [-1.0 * len(self._tokenize([c])[0]) for c in continuations]
+
+
+@pytest.fixture()
+def data_files(tmp_path):
+    def jsonl(name, rows):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        return str(path)
+
+    squad = {"version": "1.1", "data": [{"title": "t", "paragraphs": [
+        {"context": c, "qas": [{"id": str(i), "question": q,
+                                "answers": [{"text": a, "answer_start": c.index(a)}]}]}
+        for i, (c, q, a) in enumerate(QA)]}]}
+    (tmp_path / "qa.json").write_text(json.dumps(squad), encoding="utf-8")
+    (tmp_path / "held.txt").write_text("the light shines on the night\n" * 20, encoding="utf-8")
+    (tmp_path / "train.txt").write_text("god saw the light and the night\n" * 40,
+                                        encoding="utf-8")
+    return {
+        "translate": jsonl("pairs.jsonl", [{"source": s, "target": t} for s, t in PAIRS]),
+        "qa": str(tmp_path / "qa.json"),
+        "sentiment": jsonl("s.jsonl", [{"text": t, "label": y} for t, y in SENTIMENT]),
+        # Baselines learn from words the test texts never use: they guess.
+        "sentiment_train": jsonl("s_train.jsonl", [{"text": t, "label": y} for t, y in [
+            ("lovely day", "positive"), ("lovely song", "positive"), ("lovely", "positive"),
+            ("horrid day", "negative"), ("horrid", "negative")] * 2]),
+        "lm": str(tmp_path / "held.txt"),
+        "lm_train": str(tmp_path / "train.txt"),
+    }
+
+
+def test_a_model_that_knows_the_answers_beats_every_baseline(data_files, tmp_path):
+    report = evaluate_tasks([Target("scripted", ScriptedClient())], data=data_files, limits={})
+    assert set(report["tasks"]) == {"lm", "translate", "qa", "sentiment"}
+    translate = report["tasks"]["translate"]
+    assert translate["results"]["scripted"]["bleu"] == pytest.approx(100.0)
+    assert "copy source" in translate["baselines"]
+    assert "tok:13a" in translate["signatures"]["bleu"]
+    assert report["tasks"]["qa"]["results"]["scripted"]["exact_match"] == 100.0
+    sentiment = report["tasks"]["sentiment"]
+    assert set(sentiment["baselines"]) == {"majority class", "bag-of-words logistic regression"}
+    assert sentiment["results"]["scripted"]["confusion_matrix"]["matrix"] == [[2, 0], [0, 2]]
+    lm = report["tasks"]["lm"]
+    assert lm["results"]["scripted"]["perplexity"] == pytest.approx(2.718, abs=1e-3)
+    assert "unigram (add-one)" in lm["baselines"]
+    # one row per (metric, baseline, backend); sentiment has two baselines
+    assert len(sentiment["comparisons"]) == 2 * 2
+    assert report["summary"]["all_beat_baselines"], report["summary"]["not_beaten"]
+    json_path, md_path = write_report(report, str(tmp_path / "out"))
+    assert json.load(open(json_path))["summary"]["all_beat_baselines"]
+    markdown = open(md_path).read()
+    assert "| BLEU | copy source |" in markdown and "(beats baseline: yes)" in markdown
+    assert "Every metric beats its baseline: yes" in markdown
+    assert "Confusion matrix, scripted" in markdown
+
+
+def test_a_weak_model_is_reported_as_not_beating_its_baselines(data_files):
+    targets = [Target("good", ScriptedClient()), Target("copy", ScriptedClient(good=False)),
+               Target("broken", ScriptedClient(fail=True))]
+    report = evaluate_tasks(targets, tasks=("translate", "qa"), data=data_files, limits={})
+    rows = {(r["backend"], r["metric"]): r["beats_baseline"]
+            for r in report["tasks"]["translate"]["comparisons"]}
+    assert rows[("good", "bleu")] and not rows[("copy", "bleu")] and not rows[("broken", "bleu")]
+    assert report["tasks"]["translate"]["results"]["broken"]["error"] == "scripted failure"
+    assert not report["summary"]["all_beat_baselines"]
+    assert "translate: copy bleu vs copy source" in report["summary"]["not_beaten"]
+    markdown = render_markdown(report)
+    assert "(beats baseline: no)" in markdown and "| error |" in markdown
+    assert "broken: error: scripted failure" in markdown
+
+
+def test_unknown_task_or_missing_model_is_a_user_error(data_files):
+    with pytest.raises(UserError, match="unknown task"):
+        evaluate_tasks([Target("x", ScriptedClient())], tasks=("poetry",), data=data_files)
+    with pytest.raises(UserError, match="no model"):
+        evaluate_tasks({"qa": []}, tasks=("qa",), data=data_files)
+
+
+def _parser():
+    return eval_cli.add_task_arguments(argparse.ArgumentParser())
+
+
+def test_models_can_be_given_per_task_and_exports_are_discovered(tmp_path):
+    run = tmp_path / "runs" / "tasks"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    version = tmp_path / "saved_models" / "tasks" / "3"
+    (version / "assets.extra").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    (version / "assets.extra" / "gpt_tf.json").write_text(
+        json.dumps({"source": {"run_dir": str(run)}}))
+    other = tmp_path / "saved_models" / "other" / "1"
+    (other / "assets.extra").mkdir(parents=True)
+    (other / "saved_model.pb").write_bytes(b"")
+    (other / "assets.extra" / "gpt_tf.json").write_text(
+        json.dumps({"source": {"run_dir": "/elsewhere"}}))
+    lite = tmp_path / "tflite" / "tasks-int8"
+    lite.mkdir(parents=True)
+    (lite / "model.tflite").write_bytes(b"")
+    (lite / "meta.json").write_text(json.dumps({"quantization": "int8",
+                                                "source": {"run_dir": str(run)}}))
+    args = _parser().parse_args(["--task", "all", "--model", str(run), "--backend-compare",
+                                 "--exports-dir", str(tmp_path),
+                                 "--model", f"qa={lite}"])
+    targets = eval_cli.build_targets(args, ["lm", "qa"])
+    assert [t.label for t in targets["lm"]] == ["keras", "savedmodel", "tflite-int8"]
+    assert targets["lm"][1].target == str(version)
+    assert [t.label for t in targets["qa"]] == ["keras", "savedmodel", "tflite-int8"]
+    args = _parser().parse_args(["--task", "qa", "--model", f"qa={lite}",
+                                 "--model", f"sentiment={run}"])
+    assert [t.label for t in eval_cli.build_targets(args, ["qa"])["qa"]] == ["tflite-int8"]
+    with pytest.raises(UserError, match="name the model"):
+        eval_cli.build_targets(_parser().parse_args(["--task", "qa"]), ["qa"])
+
+
+def test_the_standalone_entry_point_reports_user_errors_in_one_line(capsys, tmp_path):
+    status = eval_cli.main(["--task", "qa", "--model", str(tmp_path / "missing"),
+                            "--output", str(tmp_path / "out")])
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0]
+    assert not os.path.exists(tmp_path / "out" / "report.md")
+
+
+@pytest.mark.slow
+def test_the_report_on_the_prepared_data_sets(trained_run, tmp_path):
+    from gpt_tf import datasets
+
+    names = ["lm-en", "mt-en-fr", "qa-en", "sentiment-en"]
+    if not all(datasets.is_prepared(name) for name in names):
+        pytest.skip("needs `gpt-tf data prepare lm-en mt-en-fr qa-en sentiment-en`")
+    report = evaluate_tasks([Target("keras", trained_run["run_dir"])],
+                            limits={"lm": 2000, "translate": 5, "qa": 5, "sentiment": 10},
+                            open_options={"jit_compile": False})
+    for task, entry in report["tasks"].items():
+        result = entry["results"]["keras"]
+        if "error" in result:  # the tiny test model's 32-token window is too short for QA
+            assert task == "qa" and "too long" in result["error"]
+        else:
+            assert all(result[m] is not None for m in entry["metrics"])
+        assert entry["baselines"]
+    _, markdown = write_report(report, str(tmp_path))
+    assert "## Sentiment" in open(markdown).read()
+
+
+def test_a_task_without_baseline_data_is_not_counted_as_beaten(data_files):
+    files = {**data_files, "sentiment_train": None}
+    report = evaluate_tasks([Target("scripted", ScriptedClient())], tasks=("sentiment",),
+                            data=files, limits={"sentiment": 1})
+    assert report["tasks"]["sentiment"]["baselines"] == {}
+    assert report["tasks"]["sentiment"]["results"]["scripted"]["accuracy"] == 1.0
+    assert not report["summary"]["all_beat_baselines"]
+    assert "none (no training data)" in render_markdown(report)

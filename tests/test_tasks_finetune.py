@@ -1,0 +1,130 @@
+"""Fine-tuning run directories and the `gpt-tf finetune` command."""
+
+import json
+import os
+
+import pytest
+
+from gpt_tf.errors import UserError
+from gpt_tf.tasks.finetune import parse_task_arg, prepare_finetune_run, read_task_card
+
+
+@pytest.fixture()
+def task_files(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"light {i}\tlumière {i}\n" for i in range(30)), encoding="utf-8")
+    sentiment = tmp_path / "reviews.jsonl"
+    sentiment.write_text("".join(json.dumps({"text": f"{w} {i}", "label": label}) + "\n"
+                                 for i in range(20)
+                                 for w, label in (("good", "positive"), ("bad", "negative"))),
+                         encoding="utf-8")
+    context = "The man was Elimelech. His wife was Naomi."
+    question = {"id": "1", "question": "Who?",
+                "answers": [{"text": "Naomi", "answer_start": context.index("Naomi")}]}
+    squad = {"version": "1.1", "data": [{"title": "ruth", "paragraphs": [
+        {"context": context, "qas": [question]}]}]}
+    qa = tmp_path / "qa.json"
+    qa.write_text(json.dumps(squad), encoding="utf-8")
+    one_label = tmp_path / "one.jsonl"
+    one_label.write_text(json.dumps({"text": "x", "label": "a"}) + "\n", encoding="utf-8")
+    return {"translate": str(pairs), "sentiment": str(sentiment), "qa": str(qa),
+            "one_label": str(one_label), "folder": str(tmp_path)}
+
+
+def test_prepare_writes_a_run_that_starts_from_the_base(trained_run, task_files, tmp_path):
+    from gpt_tf.export.tasks import load_tasks
+    from gpt_tf.training import load_run_config, load_split
+
+    base = trained_run["run_dir"]
+    run = str(tmp_path / "tuned")
+    prepare_finetune_run(run, base, {t: task_files[t] for t in ("translate", "sentiment", "qa")},
+                         ["train.steps=7", "model.dropout=0.2"], holdout_fraction=0.25)
+    config = load_run_config(run)
+    assert config.train.steps == 7 and config.model.dropout == 0.2
+    assert config.model.num_layers == load_run_config(base).model.num_layers
+    assert open(os.path.join(run, "tokenizer.model"), "rb").read() == \
+        open(os.path.join(base, "tokenizer.model"), "rb").read()
+    init = json.load(open(os.path.join(run, "init_from.json")))
+    assert init == {"run_dir": os.path.abspath(base)}
+    split = load_split(run)
+    assert split["kind"] == "tasks"
+    assert [s["task"] for s in split["train"]] == ["translate", "sentiment", "qa"]
+    assert {s["select"] for s in split["train"]} == {"train"}
+    assert {s["select"] for s in split["validation"]} == {"validation"}
+    card = read_task_card(run)
+    assert card["tasks"]["sentiment"]["labels"] == ["negative", "positive"]
+    assert card["tasks"]["qa"]["doc_stride"] > 0
+    exported = load_tasks(os.path.join(run, "export_tasks.json"))
+    assert [t.name for t in exported] == ["translate", "answer", "classify"]
+    assert exported[2].labels == ("negative", "positive")
+
+
+def test_a_named_data_set_is_checked_against_the_task(trained_run, tmp_path):
+    with pytest.raises(UserError, match="is for sentiment, not translate"):
+        prepare_finetune_run(str(tmp_path / "r"), trained_run["run_dir"],
+                             {"translate": "sentiment-en"})
+    with pytest.raises(UserError, match="neither a file nor a data set"):
+        prepare_finetune_run(str(tmp_path / "r"), trained_run["run_dir"],
+                             {"qa": "no-such-set"})
+
+
+@pytest.mark.parametrize("tasks,overrides,message", [
+    ({"translate": "TRANSLATE"}, ["model.num_layers=6"], "base model's shape"),
+    ([("sentiment", "SENTIMENT"), ("sentiment", "SENTIMENT")], [], "given twice"),
+    ({"translate": "FOLDER"}, [], "is a folder"),
+    ({"sentiment": "ONE_LABEL"}, [], "one label"),
+    ({}, [], "at least one task"),
+])
+def test_bad_fine_tuning_requests_are_refused(trained_run, task_files, tmp_path, tasks, overrides,
+                                              message):
+    def fill(value):
+        return task_files[value.lower()] if value.lower() in task_files else value
+
+    if isinstance(tasks, dict):
+        tasks = {k: fill(v) for k, v in tasks.items()}
+    else:
+        tasks = [(k, fill(v)) for k, v in tasks]
+    run = tmp_path / "r"
+    with pytest.raises(UserError, match=message):
+        prepare_finetune_run(str(run), trained_run["run_dir"], tasks, overrides)
+    assert not run.exists()  # nothing half-written
+
+
+def test_an_existing_run_or_an_untrained_base_is_refused(trained_run, task_files, tmp_path):
+    with pytest.raises(UserError, match="already exists"):
+        prepare_finetune_run(trained_run["run_dir"], trained_run["run_dir"],
+                             {"sentiment": task_files["sentiment"]})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text(open(os.path.join(trained_run["run_dir"],
+                                                         "config.json")).read())
+    with pytest.raises(UserError, match="no trained model"):
+        prepare_finetune_run(str(tmp_path / "r"), str(empty),
+                             {"sentiment": task_files["sentiment"]})
+
+
+def test_task_arguments_parse():
+    assert parse_task_arg("translate=mt-en-fr") == ("translate", "mt-en-fr")
+    assert parse_task_arg("qa = my file.json") == ("qa", "my file.json")
+    for bad in ("translate", "poetry=x", "qa="):
+        with pytest.raises(UserError):
+            parse_task_arg(bad)
+
+
+def test_the_finetune_command_prepares_a_lora_run(trained_run, task_files, tmp_path, capsys):
+    from gpt_tf.cli import main
+    from gpt_tf.training import load_run_config
+
+    run = str(tmp_path / "lora")
+    status = main(["finetune", "--base", trained_run["run_dir"], "--run-dir", run,
+                   "--task", f"sentiment={task_files['sentiment']}", "--lora-rank", "2",
+                   "--weight", "sentiment=2", "--prepare-only"])
+    assert status == 0
+    assert load_run_config(run).train.lora_rank == 2
+    assert json.load(open(os.path.join(run, "data_split.json")))["train"][0]["weight"] == 2.0
+    capsys.readouterr()
+    assert main(["finetune", "--run-dir", str(tmp_path / "new"), "--task", "qa=x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--base" in err[0]
+    assert main(["finetune", "--base", trained_run["run_dir"], "--run-dir",
+                 str(tmp_path / "new"), "--task", "poetry=x"]) == 2
