@@ -123,7 +123,6 @@ class Tokenizer:
         self.pad_id = self.processor.pad_id()
         self.end_of_text_id = self.processor.eos_id()
         self.separator_ids = {s: self.processor.PieceToId(s) for s in SEPARATORS}
-        self._graph_tokenizer = None
 
     @classmethod
     def from_dir(cls, directory):
@@ -154,14 +153,17 @@ class Tokenizer:
 
     @property
     def graph_tokenizer(self):
-        """A `tensorflow_text.SentencepieceTokenizer` over the same model."""
-        if self._graph_tokenizer is None:
-            import tensorflow_text as tf_text
+        """A new `tensorflow_text.SentencepieceTokenizer` over the same model.
 
-            self._graph_tokenizer = tf_text.SentencepieceTokenizer(
-                model=self.proto, out_type="int32", add_bos=False, add_eos=False
-            )
-        return self._graph_tokenizer
+        Not cached: its model resource belongs to the graph (or eager context)
+        it is first used in, so one created inside a `tf.data` function cannot
+        be reused eagerly afterwards ("Resource ... SentencepieceOp does not
+        exist"). Building one takes about a millisecond.
+        """
+        import tensorflow_text as tf_text
+
+        return tf_text.SentencepieceTokenizer(
+            model=self.proto, out_type="int32", add_bos=False, add_eos=False)
 
     def tokenize(self, strings):
         """In-graph: string tensor (any shape) -> int32 ragged ids."""

@@ -282,6 +282,6 @@ def test_the_default_model_is_the_shipped_one(monkeypatch, tmp_path):
     from apps import _common
 
     monkeypatch.delenv("GPT_TF_MODEL", raising=False)
-    assert _common.default_model().endswith(os.path.join("saved_models", "tasks"))
+    assert _common.default_model().endswith(os.path.join("saved_models", "multitask"))
     monkeypatch.setenv("GPT_TF_MODEL", str(tmp_path))
     assert _common.default_model() == str(tmp_path)

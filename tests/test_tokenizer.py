@@ -75,3 +75,9 @@ def test_corrupt_model_file(tmp_path):
     bad.write_bytes(b"not a sentencepiece model")
     with pytest.raises(UserError, match="corrupt"):
         Tokenizer(str(bad))
+
+
+def test_in_graph_use_then_eager_use(tokenizer):
+    # A tokenizer first used inside a tf.data function must still work eagerly.
+    list(tf.data.Dataset.from_tensor_slices(TEXTS).map(tokenizer.tokenize).take(1))
+    assert tokenizer.tokenize(tf.constant(TEXTS[:1])).to_list() == [tokenizer.encode(TEXTS[0])]
