@@ -1,9 +1,11 @@
 """Text files -> `tf.data` windows of next-token training pairs.
 
 The pipeline streams: files are read line by line (`TextLineDataset`),
-tokenized in-graph in batches of lines, concatenated with an end-of-text token
-before every document, cut into windows of `sequence_length + 1` tokens,
-shifted into (inputs, targets), shuffled with a seed, batched and prefetched.
+tokenized in-graph in batches of lines, with an end-of-text token before every
+document, cut into windows of `sequence_length + 1` tokens, shifted into
+(inputs, targets), batched and prefetched. Training shuffles the document order
+every epoch (seeded), interleaves windows of 16 documents at a time and shuffles
+windows in a buffer; evaluation reads the joined stream once, in order.
 Nothing holds the corpus in memory, so corpora larger than RAM work.
 
 A *source* is `(path, skip_lines, take_lines)`: a whole file is
@@ -22,6 +24,8 @@ from gpt_tf.errors import UserError
 
 # Lines tokenized per in-graph call; amortises op overhead.
 _LINES_PER_BATCH = 256
+# Documents read in parallel while training, so batches mix sources.
+_DOCUMENTS_AT_ONCE = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,22 +83,27 @@ def token_stream(sources, tokenizer):
         sources: list of `Source`.
         tokenizer: a `gpt_tf.tokenizer.Tokenizer`.
     """
-    end_of_text = tf.constant([tokenizer.end_of_text_id], tf.int32)
-    graph_tokenizer = tokenizer.graph_tokenizer
+    return _files(sources).flat_map(
+        lambda path, skip, take: _read(path, skip, take, tokenizer))
 
-    def read(path, skip, take):
-        lines = tf.data.TextLineDataset(path).skip(skip).take(take)
-        # TextLineDataset drops the newline; put it back so the model learns line breaks.
-        ids = lines.batch(_LINES_PER_BATCH).map(
-            lambda batch: graph_tokenizer.tokenize(tf.strings.join([batch, "\n"])).flat_values)
-        return tf.data.Dataset.from_tensors(end_of_text).concatenate(ids)
 
-    files = tf.data.Dataset.from_tensor_slices((
+def _files(sources):
+    return tf.data.Dataset.from_tensor_slices((
         [s.path for s in sources],
         tf.constant([s.skip_lines for s in sources], tf.int64),
         tf.constant([s.take_lines for s in sources], tf.int64),
     ))
-    return files.flat_map(read)
+
+
+def _read(path, skip, take, tokenizer):
+    """One source as token chunks: end-of-text, then its lines (newline kept)."""
+    graph_tokenizer = tokenizer.graph_tokenizer
+    lines = tf.data.TextLineDataset(path).skip(skip).take(take)
+    # TextLineDataset drops the newline; put it back so the model learns line breaks.
+    ids = lines.batch(_LINES_PER_BATCH).map(
+        lambda batch: graph_tokenizer.tokenize(tf.strings.join([batch, "\n"])).flat_values)
+    return tf.data.Dataset.from_tensors(
+        tf.constant([tokenizer.end_of_text_id], tf.int32)).concatenate(ids)
 
 
 def lm_dataset(sources, tokenizer, sequence_length, batch_size, shuffle=True,
@@ -118,12 +127,27 @@ def lm_dataset(sources, tokenizer, sequence_length, batch_size, shuffle=True,
     """
     if not sources:
         raise UserError("no text to build a dataset from; check the data paths")
-    windows = token_stream(sources, tokenizer).rebatch(sequence_length + 1, drop_remainder=True)
-    windows = windows.map(lambda w: (w[:-1], w[1:]), num_parallel_calls=tf.data.AUTOTUNE)
     if shuffle:
+        # Training: a seeded new document order every epoch, and windows drawn
+        # from several documents at once. Reading files in a fixed order with
+        # only a window shuffle buffer would feed a mixture one source after
+        # the other (all the plays, then all the French, ...).
+        files = _files(sources).shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            files = files.repeat()
+        windows = files.interleave(
+            lambda path, skip, take: _read(path, skip, take, tokenizer).rebatch(
+                sequence_length + 1, drop_remainder=True),
+            cycle_length=min(_DOCUMENTS_AT_ONCE, len(sources)), block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         windows = windows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        windows = windows.repeat()
+    else:
+        # Evaluation: one pass over the end-of-text-joined stream, in order.
+        windows = token_stream(sources, tokenizer).rebatch(sequence_length + 1,
+                                                           drop_remainder=True)
+        if repeat:
+            windows = windows.repeat()
+    windows = windows.map(lambda w: (w[:-1], w[1:]), num_parallel_calls=tf.data.AUTOTUNE)
     batches = windows.batch(batch_size, drop_remainder=repeat)
     if input_context is not None and input_context.num_input_pipelines > 1:
         # Shard whole batches of one seeded stream: worker w takes batches

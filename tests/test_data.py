@@ -98,3 +98,15 @@ def test_resolve_text_files(tmp_path, corpus_files):
         resolve_text_files([str(tmp_path / "sub")])
     directory = corpus_files[0].rsplit("/", 1)[0]
     assert resolve_text_files([directory]) == corpus_files
+
+
+def test_training_batches_mix_documents(tmp_path, tokenizer):
+    # Two long single-topic documents: read in order with a small shuffle
+    # buffer, the first batches would all come from the first one.
+    for name, word in (("a.txt", "alpha"), ("b.txt", "omega")):
+        (tmp_path / name).write_text(f"{word} " * 4000 + "\n")
+    sources = [Source(str(tmp_path / "a.txt")), Source(str(tmp_path / "b.txt"))]
+    first = next(iter(lm_dataset(sources, tokenizer, 16, 8, shuffle=True, shuffle_buffer=2,
+                                 seed=0)))[0].numpy()
+    texts = [tokenizer.decode(row.tolist()) for row in first]
+    assert any("alpha" in t for t in texts) and any("omega" in t for t in texts)
