@@ -2,8 +2,8 @@
 #   make demo   set up, run the four apps on held-out examples with the shipped models
 #               (SavedModel in process, TFLite runner, REST server)
 #   make test   set up and run the whole test suite (what CI runs)
-# More: make train-demo (fetch Shakespeare, train, evaluate, generate), make models
-# (rebuild the shipped models from scratch), make bench.
+# More: make train-demo (fetch Shakespeare, train, evaluate, generate), make models /
+# make models-portable (rebuild the shipped model from scratch), make bench.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ MODELS_DIR ?= runs/models
 PRETRAIN_STEPS ?= 2000
 FINETUNE_STEPS ?= 1200
 
-.PHONY: setup demo train-demo test test-fast bench models clean
+.PHONY: setup demo train-demo test test-fast bench models models-portable ship clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,24 +41,62 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Reproduces the shipped multi-task model from scratch (about 1 hour on 2 CPU cores):
-# data -> pretraining mixture -> pretrain -> fine-tune on the tasks.
-models: setup
+# The shipped multi-task model: data -> pretraining mixture -> pretrain -> fine-tune
+# on the four tasks -> SavedModel + int8 TFLite -> evaluation report.
+#   make models-portable   the recipe that made the shipped model: the same Keras model
+#                          trained with the JAX backend from packed arrays
+#                          (tools/portable_train.py; 6 minutes on one H200 GPU; needs
+#                          `pip install "jax[cuda13]"` there, or plain jax on a CPU: hours)
+#   make models            the TensorFlow loop on this machine (about 1 hour on 2 CPU
+#                          cores; fewer steps, so a weaker model)
+PORTABLE_DIR ?= runs/portable
+PORTABLE_PRETRAIN = --pretrain train.steps=12000 --pretrain train.batch_size=64 \
+	--pretrain train.learning_rate=1e-3 --pretrain train.min_learning_rate=1e-4 \
+	--pretrain train.warmup_steps=300 --pretrain train.eval_every=250
+PORTABLE_FINETUNE = --finetune train.steps=8000 --finetune train.batch_size=64 \
+	--finetune train.warmup_steps=150 --finetune train.eval_every=250 \
+	--finetune train.early_stopping_patience=6
+TASKS = --task translate=mt-en-fr --task qa=qa-en --task sentiment=sentiment-en \
+	--task generate=lm-en --weight qa=3 --weight sentiment=3
+
+$(MODELS_DIR)/mix/.done:
 	$(BIN)/gpt-tf data prepare lm-en mt-en-fr sentiment-en sentiment-en-3class qa-en
-	test -d $(MODELS_DIR)/mix || $(BIN)/gpt-tf data mix lm-en mt-en-fr sentiment-en \
-		sentiment-en-3class --out $(MODELS_DIR)/mix
+	rm -rf $(MODELS_DIR)/mix
+	$(BIN)/gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class \
+		--out $(MODELS_DIR)/mix
+	touch $@
+
+models-portable: setup $(MODELS_DIR)/mix/.done
+	rm -rf $(PORTABLE_DIR)
+	$(BIN)/python tools/portable_train.py prepare --work $(PORTABLE_DIR) \
+		--mix $(MODELS_DIR)/mix --tokenizer models/multitask/tokenizer.model $(TASKS) \
+		$(PORTABLE_PRETRAIN) $(PORTABLE_FINETUNE)
+	KERAS_BACKEND=jax $(BIN)/python tools/portable_train.py train --work $(PORTABLE_DIR) \
+		--finetune-learning-rates 1e-3,2e-3
+	$(BIN)/python tools/portable_train.py import --work $(PORTABLE_DIR)
+	$(MAKE) ship RUN=$(PORTABLE_DIR)/multitask
+
+models: setup $(MODELS_DIR)/mix/.done
 	$(BIN)/gpt-tf train --run-dir $(MODELS_DIR)/base --data $(MODELS_DIR)/mix/train \
 		--validation-data $(MODELS_DIR)/mix/validation --preset mini \
 		--train.steps=$(PRETRAIN_STEPS) --train.eval_every=500 --train.checkpoint_every=250
 	$(BIN)/gpt-tf finetune --base $(MODELS_DIR)/base --run-dir $(MODELS_DIR)/multitask \
-		--task translate=mt-en-fr --task qa=qa-en --task sentiment=sentiment-en \
-		--task generate=lm-en --weight qa=3 --weight sentiment=3 \
-		--train.steps=$(FINETUNE_STEPS) --train.learning_rate=5e-4 --train.warmup_steps=50 \
-		--train.eval_every=300 --train.checkpoint_every=300
-	$(BIN)/gpt-tf export savedmodel $(MODELS_DIR)/multitask --name multitask --stable
-	$(BIN)/gpt-tf export tflite $(MODELS_DIR)/multitask --name multitask-int8 --quantize int8
-	$(BIN)/gpt-tf evaluate --task all --model $(MODELS_DIR)/multitask --backend-compare \
-		--output reports/evaluation
+		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.learning_rate=5e-4 \
+		--train.warmup_steps=50 --train.eval_every=300 --train.checkpoint_every=300
+	$(MAKE) ship RUN=$(MODELS_DIR)/multitask
+
+# Copies a fine-tuned run to models/multitask, exports it and writes the report.
+ship: setup
+	test -f $(RUN)/model.keras
+	rm -rf models/multitask.new && mkdir -p models/multitask.new
+	cp $(RUN)/config.json $(RUN)/tokenizer.model $(RUN)/tokenizer.json $(RUN)/model.keras \
+		$(RUN)/task_card.json $(RUN)/export_tasks.json models/multitask.new/
+	rm -rf models/multitask && mv models/multitask.new models/multitask
+	rm -rf saved_models/multitask tflite/multitask-int8
+	$(BIN)/gpt-tf export savedmodel models/multitask --name multitask --stable
+	$(BIN)/gpt-tf export tflite models/multitask --name multitask-int8 --quantize int8
+	$(BIN)/gpt-tf evaluate --task all --model models/multitask --backend-compare \
+		--limit 0 --output reports/evaluation
 
 bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"

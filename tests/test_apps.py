@@ -205,6 +205,19 @@ def test_qa_the_best_scoring_window_wins_and_offsets_point_into_the_context():
     assert locate("abc", "") is None
 
 
+@pytest.mark.parametrize("generated, expected", [
+    ("Leon", "Leonatus"),            # inside a word: widened to the whole word
+    ("natus", "Leonatus"),
+    ("Britain", "Briton"),           # in no window: the most similar whole words
+    ("a banish rascal", "a banished rascal"),
+    ("Frodo", None),                 # nothing similar: no span
+])
+def test_locate_returns_whole_words(generated, expected):
+    window = "Posthumus Leonatus, a banished rascal; the jolly Briton laughs."
+    span = locate(window, generated)
+    assert (window[span[0]:span[1]] if span else None) == expected
+
+
 def test_sentiment_averages_chunk_probabilities():
     client = Scripted(scores={"good|positive": 0.0, "good|negative": -10.0,
                               "bad|negative": 0.0, "bad|positive": -10.0}, window=16)

@@ -165,7 +165,8 @@ def _check_overrides(overrides):
 
 
 def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
-                         holdout_fraction=DEFAULT_HOLDOUT, weights=None, cache_dir=None):
+                         holdout_fraction=DEFAULT_HOLDOUT, weights=None, cache_dir=None,
+                         require_trained_base=True):
     """Creates a fine-tuning run directory from a pretrained run.
 
     Args:
@@ -179,6 +180,8 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
         holdout_fraction: share of user files held out for validation.
         weights: optional `{task: weight}` (copies of each example per epoch).
         cache_dir: data set cache.
+        require_trained_base: refuse a base run without weights (False when
+            both runs are trained elsewhere, see `gpt_tf.portable`).
 
     Returns:
         The `RunConfig` written.
@@ -188,7 +191,7 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
 
     items = _normalise_tasks(tasks)
     base_config = load_run_config(base_run_dir)
-    if not (os.path.isfile(os.path.join(base_run_dir, "model.keras"))
+    if require_trained_base and not (os.path.isfile(os.path.join(base_run_dir, "model.keras"))
             or os.path.isdir(os.path.join(base_run_dir, "checkpoints"))):
         raise UserError(f"base run '{base_run_dir}' has no trained model yet; train it first")
     overrides = overrides or []

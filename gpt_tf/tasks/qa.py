@@ -3,12 +3,14 @@
 For each window of the context (overlapping windows with a doc stride when
 the context is longer than the model's window), the model generates an
 answer after `<|answer|>`; the answer is located in the window's text
-(exactly, else ignoring case and spacing) and scored by its sequence
+(exactly, else ignoring case and spacing, else the most similar run of
+whole words; see `locate`) and scored by its sequence
 log-probability. The best located span over all windows wins. When no
 window's answer occurs in the context, the answer is
 `{"answer": "", "no_answer": true}` with `NO_ANSWER_SCORE`.
 """
 
+import difflib
 import re
 
 from gpt_tf.errors import UserError
@@ -32,17 +34,58 @@ def qa_settings(client, max_answer_tokens=None, doc_stride=None):
     return max_answer, stride
 
 
+# A generated answer that is in no window is matched to the most similar run of
+# whole words in the window when their similarity (difflib ratio, ignoring
+# case) reaches this value.
+FUZZY_MATCH = 0.6
+_WORD = re.compile(r"\w+(?:['’-]\w+)*")
+
+
+def _whole_words(window, start, end):
+    """Widens `[start, end)` so that it neither starts nor ends inside a word."""
+    while start > 0 and window[start - 1].isalnum() and window[start].isalnum():
+        start -= 1
+    while end < len(window) and window[end - 1].isalnum() and window[end].isalnum():
+        end += 1
+    return start, end
+
+
+def _closest_words(window, answer):
+    """`(start, end)` of the run of whole words most like `answer`, or None."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(window)]
+    size = len(_WORD.findall(answer))
+    if not words or not size:
+        return None
+    target = answer.lower()
+    best, best_ratio = None, FUZZY_MATCH
+    for count in range(max(1, size - 1), size + 2):
+        for first in range(len(words) - count + 1):
+            s, e = words[first][0], words[first + count - 1][1]
+            ratio = difflib.SequenceMatcher(None, window[s:e].lower(), target).ratio()
+            if ratio > best_ratio:
+                best, best_ratio = (s, e), ratio
+    return best
+
+
 def locate(window, answer):
-    """`(start, end)` of `answer` in `window` (exact, else case/space-insensitive), or None."""
+    """`(start, end)` of `answer` in `window`, or None.
+
+    Tried in order: the exact text, the text ignoring case and spacing, then
+    the most similar run of whole words (see `FUZZY_MATCH`). A match inside a
+    word is widened to the whole word (an extractive answer is whole words:
+    "Leon" generated for "Leonatus" answers "Leonatus").
+    """
     answer = answer.strip()
     if not answer:
         return None
     index = window.find(answer)
     if index >= 0:
-        return index, index + len(answer)
+        return _whole_words(window, index, index + len(answer))
     pattern = r"\s+".join(re.escape(word) for word in answer.split())
     match = re.search(pattern, window, re.IGNORECASE)
-    return (match.start(), match.end()) if match else None
+    if match:
+        return _whole_words(window, match.start(), match.end())
+    return _closest_words(window, answer)
 
 
 def _no_answer(windows, generated=""):

@@ -1,0 +1,113 @@
+"""Writes MODEL_CARD.md for a shipped model from its run files and the evaluation report.
+
+    python tools/model_card.py --run models/multitask --report reports/evaluation/report.json \\
+        --training runs/portable/output/history.json --out models/multitask/MODEL_CARD.md
+
+Every number in the card is read from those files; nothing is typed in by hand.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+PRETRAINING = ("`gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class`: the 35 "
+               "training plays of lm-en, the English and the French verses of the mt-en-fr "
+               "training books (as monolingual text, the pairs are left for fine-tuning), and "
+               "the texts (no labels) of the sentiment training splits; test splits never")
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _parameters(model):
+    d, f = model["hidden_dim"], model["intermediate_dim"]
+    block = 4 * d + 3 * d * d + 3 * d + d * d + d + d * f + f + f * d + d
+    return model["vocab_size"] * d + model["sequence_length"] * d + model["num_layers"] * block \
+        + 2 * d
+
+
+def _stage_line(name, stage):
+    config = stage["config"]
+    ran = stage["history"][-1]["step"] if stage.get("history") else config["steps"]
+    tokens = ran * config["batch_size"]
+    best = stage.get("best_validation_loss")
+    where = f"best validation loss {best:.4f} at step {stage['best_step']}" if best else \
+        "weights reused from an earlier run"
+    return (f"| {name} | {ran} of {config['steps']} | {config['batch_size']} x 256 ({tokens * 256 / 1e6:.0f}M "
+            f"tokens) | {config['learning_rate']:g} -> {config['min_learning_rate']:g}, warmup "
+            f"{config['warmup_steps']} | {where} |")
+
+
+def card(run, report, training=None):
+    config = _load(os.path.join(run, "config.json"))
+    task_card = _load(os.path.join(run, "task_card.json"))
+    model = config["model"]
+    lines = [f"# Model card: {os.path.basename(os.path.abspath(run))}", "",
+             f"A GPT (decoder-only Transformer, {model['num_layers']} blocks, width "
+             f"{model['hidden_dim']}, {model['num_heads']} heads, context "
+             f"{model['sequence_length']}, vocabulary {model['vocab_size']}, tied embeddings; "
+             f"{_parameters(model) / 1e6:.2f}M parameters) trained from scratch by gpt-tf, "
+             "then fine-tuned on several tasks at once; the prompt format tells it which.", "",
+             "## Tasks and data", "", "| task | data (held-out splits never trained on) | "
+             "prompt |", "|---|---|---|"]
+    for task, info in task_card["tasks"].items():
+        prompt = task_card.get("prompt_formats", {}).get(task, "")
+        lines.append(f"| {task} | {info['data']} | `{prompt}` |")
+    lines += ["", f"Pretraining text: {PRETRAINING}. Data cards: `gpt-tf data info NAME`, "
+              "docs/DATASETS.md.", ""]
+    if training:
+        lines += ["## Training", "", "| stage | steps | batch | learning rate | result |",
+                  "|---|---|---|---|---|", _stage_line("pretraining", training["pretrain"])]
+        chosen = training["finetune_trials"][training["chosen_trial"]]
+        lines.append(_stage_line("fine-tuning", chosen))
+        sweep = ", ".join(f"lr {t['config']['learning_rate']:g}: {t['best_validation_loss']:.4f}"
+                          for t in training["finetune_trials"])
+        lines += ["", f"Fine-tuning learning rates tried (best validation loss on answer "
+                  f"tokens): {sweep}; the lowest was kept. Dropout {model['dropout']}, weight "
+                  f"decay {chosen['config']['weight_decay']}, AdamW, gradient clipping "
+                  f"{chosen['config']['clip_norm']}. Trained with "
+                  f"{training.get('backend', 'jax')} on one GPU by tools/portable_train.py "
+                  "(`make models-portable`).", ""]
+    lines += ["## Evaluation", "", f"From `{report['path']}` ({report['created']}, split "
+              f"`{report['split']}`). Each row: the model's value next to its baseline.", "",
+              "| task | metric | backend | value | baseline | baseline value | beats it |",
+              "|---|---|---|---|---|---|---|"]
+    for task, section in report["tasks"].items():
+        for c in section.get("comparisons", []):
+            lines.append(f"| {task} | {c['metric']} | {c['backend']} | {c['value']:.4g} | "
+                         f"{c['baseline']} | {c['baseline_value']:.4g} | "
+                         f"{'yes' if c['beats_baseline'] else '**no**'} |")
+    not_beaten = report["summary"].get("not_beaten", [])
+    lines += ["", "Every metric beats its baseline: "
+              + ("yes." if not not_beaten else "no; not beaten: " + "; ".join(not_beaten) + "."),
+              "", "## Limits", "",
+              "- Trained on small public-domain and research corpora (Shakespeare, two Bible "
+              "translations, movie-review sentences, tweets): outside those domains expect poor "
+              "output. The QA data is cloze questions made from the plays (template-made, see "
+              "docs/DATASETS.md), not SQuAD.",
+              "- It can generate anything its training text contains; do not use it for "
+              "decisions about people.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, help="the shipped run directory")
+    parser.add_argument("--report", required=True, help="report.json of gpt-tf evaluate")
+    parser.add_argument("--training", help="history.json of tools/portable_train.py")
+    parser.add_argument("--out", action="append", required=True, help="card path (repeatable)")
+    args = parser.parse_args(argv)
+    report = _load(args.report)
+    report["path"] = args.report
+    text = card(args.run, report, _load(args.training) if args.training else None)
+    for path in args.out:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
