@@ -74,7 +74,7 @@ models-portable: setup $(MODELS_DIR)/mix/.done
 	KERAS_BACKEND=jax $(BIN)/python tools/portable_train.py train --work $(PORTABLE_DIR) \
 		--finetune-learning-rates 1e-3,2e-3
 	$(BIN)/python tools/portable_train.py import --work $(PORTABLE_DIR)
-	$(MAKE) ship RUN=$(PORTABLE_DIR)/multitask
+	$(MAKE) ship RUN=$(PORTABLE_DIR)/multitask TRAINING=$(PORTABLE_DIR)/output/history.json
 
 models: setup $(MODELS_DIR)/mix/.done
 	$(BIN)/gpt-tf train --run-dir $(MODELS_DIR)/base --data $(MODELS_DIR)/mix/train \
@@ -85,18 +85,27 @@ models: setup $(MODELS_DIR)/mix/.done
 		--train.warmup_steps=50 --train.eval_every=300 --train.checkpoint_every=300
 	$(MAKE) ship RUN=$(MODELS_DIR)/multitask
 
-# Copies a fine-tuned run to models/multitask, exports it and writes the report.
+# Copies a fine-tuned run to models/multitask, exports it as the next SavedModel version
+# (older versions are removed: the repository keeps one) and int8 TFLite, evaluates all
+# three backends on the test splits (default sizes) and writes the model cards.
+CARD_TRAINING = $(if $(TRAINING),--training $(TRAINING))
 ship: setup
 	test -f $(RUN)/model.keras
 	rm -rf models/multitask.new && mkdir -p models/multitask.new
 	cp $(RUN)/config.json $(RUN)/tokenizer.model $(RUN)/tokenizer.json $(RUN)/model.keras \
 		$(RUN)/task_card.json $(RUN)/export_tasks.json models/multitask.new/
 	rm -rf models/multitask && mv models/multitask.new models/multitask
-	rm -rf saved_models/multitask tflite/multitask-int8
 	$(BIN)/gpt-tf export savedmodel models/multitask --name multitask --stable
+	for v in $$(ls saved_models/multitask | sort -n | head -n -1); do \
+		rm -rf saved_models/multitask/$$v; done
+	rm -rf tflite/multitask-int8
 	$(BIN)/gpt-tf export tflite models/multitask --name multitask-int8 --quantize int8
 	$(BIN)/gpt-tf evaluate --task all --model models/multitask --backend-compare \
-		--limit 0 --output reports/evaluation
+		--output reports/evaluation
+	$(BIN)/python tools/model_card.py --run models/multitask \
+		--report reports/evaluation/report.json $(CARD_TRAINING) \
+		--out models/multitask/MODEL_CARD.md --out saved_models/multitask/MODEL_CARD.md \
+		--out tflite/multitask-int8/MODEL_CARD.md
 
 bench: setup
 	$(BIN)/pip install --quiet -e ".[bench]"

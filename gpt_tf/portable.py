@@ -185,7 +185,7 @@ def _stage(model, batches, validation, train_config, log, stage, max_seconds=Non
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True, reduction="mean_with_sample_weight"),
-                  jit_compile=True)
+                  jit_compile=bool(train_config.xla))
     rows, best = [], {"loss": float("inf"), "weights": None, "step": 0}
     patience = train_config.early_stopping_patience
     started = time.time()

@@ -27,12 +27,14 @@ def runs(tmp_path_factory, tiny_config, tokenizer, corpus_files):
                                for word, label in (("good", "pos"), ("bad", "neg"))),
                        encoding="utf-8")
     base, tuned = str(root / "base"), str(root / "tuned")
+    # No XLA: compiling three `fit` functions would dominate this test's time.
     config = apply_overrides(tiny_config, {"train.steps": 4, "train.eval_every": 2,
-                                           "train.batch_size": 4,
+                                           "train.batch_size": 4, "train.xla": False,
                                            "data.validation_fraction": 0.25})
     prepare_run(base, config, corpus_files, tokenizer_path=tokenizer.model_path)
     prepare_finetune_run(tuned, base, {"translate": str(pairs), "sentiment": str(reviews)},
-                         ["train.steps=4", "train.eval_every=2", "train.batch_size=4"],
+                         ["train.steps=4", "train.eval_every=2", "train.batch_size=4",
+                          "train.xla=false"],
                          holdout_fraction=0.2, require_trained_base=False)
     path = str(root / "arrays.npz")
     counts = portable.pack_arrays(base, tuned, path)
