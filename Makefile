@@ -95,9 +95,9 @@ ship: setup
 	cp $(RUN)/config.json $(RUN)/tokenizer.model $(RUN)/tokenizer.json $(RUN)/model.keras \
 		$(RUN)/task_card.json $(RUN)/export_tasks.json models/multitask.new/
 	rm -rf models/multitask && mv models/multitask.new models/multitask
-	$(BIN)/gpt-tf export savedmodel models/multitask --name multitask --stable
-	for v in $$(ls saved_models/multitask | sort -n | head -n -1); do \
-		rm -rf saved_models/multitask/$$v; done
+	next=$$(( $$(ls saved_models/multitask 2>/dev/null | sort -n | tail -1) + 1 )); \
+		rm -rf saved_models/multitask && $(BIN)/gpt-tf export savedmodel models/multitask \
+		--name multitask --stable --version $$next
 	rm -rf tflite/multitask-int8
 	$(BIN)/gpt-tf export tflite models/multitask --name multitask-int8 --quantize int8
 	$(BIN)/gpt-tf evaluate --task all --model models/multitask --backend-compare \
