@@ -45,11 +45,14 @@ test-fast: setup
 # on the four tasks -> SavedModel + int8 TFLite -> evaluation report.
 #   make models-portable   the recipe that made the shipped model: the same Keras model
 #                          trained with the JAX backend from packed arrays
-#                          (tools/portable_train.py; 6 minutes on one H200 GPU; needs
-#                          `pip install "jax[cuda13]"` there, or plain jax on a CPU: hours)
+#                          (tools/portable_train.py; 6 minutes on one H200 GPU with
+#                          JAX_EXTRA=[cuda13]; plain CPU jax by default: many hours)
 #   make models            the TensorFlow loop on this machine (about 1 hour on 2 CPU
 #                          cores; fewer steps, so a weaker model)
 PORTABLE_DIR ?= runs/portable
+JAX_EXTRA ?=
+# The shipped model's tokenizer (trained on the same mixture); TOKENIZER= trains a new one.
+TOKENIZER ?= models/multitask/tokenizer.model
 PORTABLE_PRETRAIN = --pretrain train.steps=12000 --pretrain train.batch_size=64 \
 	--pretrain train.learning_rate=1e-3 --pretrain train.min_learning_rate=1e-4 \
 	--pretrain train.warmup_steps=300 --pretrain train.eval_every=250
@@ -67,10 +70,13 @@ $(MODELS_DIR)/mix/.done:
 	touch $@
 
 models-portable: setup $(MODELS_DIR)/mix/.done
-	rm -rf $(PORTABLE_DIR)
-	$(BIN)/python tools/portable_train.py prepare --work $(PORTABLE_DIR) \
-		--mix $(MODELS_DIR)/mix --tokenizer models/multitask/tokenizer.model $(TASKS) \
+	rm -rf $(PORTABLE_DIR) $(PORTABLE_DIR).tokenizer
+	$(if $(TOKENIZER),,$(BIN)/gpt-tf tokenizer train $(MODELS_DIR)/mix/train \
+		--output $(PORTABLE_DIR).tokenizer --vocab-size 8192)
+	$(BIN)/python tools/portable_train.py prepare --work $(PORTABLE_DIR) --mix $(MODELS_DIR)/mix \
+		--tokenizer $(or $(TOKENIZER),$(PORTABLE_DIR).tokenizer/tokenizer.model) $(TASKS) \
 		$(PORTABLE_PRETRAIN) $(PORTABLE_FINETUNE)
+	$(BIN)/python -c "import jax" 2>/dev/null || $(BIN)/pip install --quiet "jax$(JAX_EXTRA)"
 	KERAS_BACKEND=jax $(BIN)/python tools/portable_train.py train --work $(PORTABLE_DIR) \
 		--finetune-learning-rates 1e-3,2e-3
 	$(BIN)/python tools/portable_train.py import --work $(PORTABLE_DIR)

@@ -134,6 +134,12 @@ def test_train_on_arrays_then_import_gives_the_same_model(runs):
     for loaded, trained in zip(model.get_weights(), saved[portable.FINETUNE][1]):
         np.testing.assert_array_equal(loaded, trained)
     assert os.listdir(os.path.join(runs["tuned"], "logs", "validation"))
+    # Fine-tuning only, from the saved pretrained weights; the result is plain JSON.
+    again = portable.train_on_arrays(runs["arrays"], runs["config"].model, runs["config"].train,
+                                     trials[:1], save, log=lines.append,
+                                     pretrained=saved[portable.PRETRAIN][0])
+    assert again["pretrain"]["history"] == [] and len(lines) == 8
+    assert json.loads(json.dumps(again))["pretrain"]["weights_from"] == saved[portable.PRETRAIN][0]
 
 
 def test_a_time_budget_stops_a_stage_at_its_first_evaluation(runs):
