@@ -41,7 +41,7 @@ def _stage_line(name, stage):
             f"{config['warmup_steps']} | {where} |")
 
 
-def card(run, report, training=None):
+def card(run, reports, training=None):
     config = _load(os.path.join(run, "config.json"))
     task_card = _load(os.path.join(run, "task_card.json"))
     model = config["model"]
@@ -71,17 +71,23 @@ def card(run, report, training=None):
                   f"{chosen['config']['clip_norm']}. Trained with "
                   f"{training.get('backend', 'jax')} on one GPU by tools/portable_train.py "
                   "(`make models-portable`).", ""]
-    lines += ["## Evaluation", "", f"From `{report['path']}` ({report['created']}, split "
-              f"`{report['split']}`). Each row: the model's value next to its baseline.", "",
-              "| task | metric | backend | value | baseline | baseline value | beats it |",
-              "|---|---|---|---|---|---|---|"]
-    for task, section in report["tasks"].items():
-        for c in section.get("comparisons", []):
-            lines.append(f"| {task} | {c['metric']} | {c['backend']} | {c['value']:.4g} | "
-                         f"{c['baseline']} | {c['baseline_value']:.4g} | "
-                         f"{'yes' if c['beats_baseline'] else '**no**'} |")
-    not_beaten = report["summary"].get("not_beaten", [])
-    lines += ["", "Every metric beats its baseline: "
+    lines += ["## Evaluation", ""]
+    not_beaten = []
+    for report in reports:
+        lines += [f"From `{report['path']}` ({report['created']}, split `{report['split']}`). "
+                  "Each row: the model's value next to its baseline.", "",
+                  "| task | metric | backend | examples | value | baseline | baseline value | "
+                  "beats it |", "|---|---|---|---|---|---|---|---|"]
+        for task, section in report["tasks"].items():
+            for c in section.get("comparisons", []):
+                lines.append(f"| {task} | {c['metric']} | {c['backend']} | "
+                             f"{section.get('examples', '')} | {c['value']:.4g} | "
+                             f"{c['baseline']} | {c['baseline_value']:.4g} | "
+                             f"{'yes' if c['beats_baseline'] else '**no**'} |")
+        not_beaten += [f"{item} ({report['path']})"
+                       for item in report["summary"].get("not_beaten", [])]
+        lines.append("")
+    lines += ["Every metric beats its baseline: "
               + ("yes." if not not_beaten else "no; not beaten: " + "; ".join(not_beaten) + "."),
               "", "## Limits", "",
               "- Trained on small public-domain and research corpora (Shakespeare, two Bible "
@@ -96,13 +102,15 @@ def card(run, report, training=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="the shipped run directory")
-    parser.add_argument("--report", required=True, help="report.json of gpt-tf evaluate")
+    parser.add_argument("--report", action="append", required=True,
+                        help="report.json of gpt-tf evaluate (repeatable)")
     parser.add_argument("--training", help="history.json of tools/portable_train.py")
     parser.add_argument("--out", action="append", required=True, help="card path (repeatable)")
     args = parser.parse_args(argv)
-    report = _load(args.report)
-    report["path"] = args.report
-    text = card(args.run, report, _load(args.training) if args.training else None)
+    reports = []
+    for path in args.report:
+        reports.append({**_load(path), "path": path})
+    text = card(args.run, reports, _load(args.training) if args.training else None)
     for path in args.out:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
