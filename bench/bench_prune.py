@@ -26,19 +26,14 @@ import numpy as np  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "prune.json")
 
 
-def masked_loss(model, tokens, mask, batch_size=32):
-    """Mean negative log-likelihood (nats) over the tokens where `mask` is 1."""
-    total, count = 0.0, 0.0
-    for first in range(0, len(tokens), batch_size):
-        rows = tokens[first:first + batch_size].astype(np.int32)
-        weights = mask[first:first + batch_size, 1:].astype(np.float64)
-        logits = np.asarray(model(rows[:, :-1], training=False), np.float64)
-        top = logits.max(-1, keepdims=True)
-        log_z = np.log(np.exp(logits - top).sum(-1)) + top[..., 0]
-        picked = np.take_along_axis(logits, rows[:, 1:, None], -1)[..., 0]
-        total += float(((log_z - picked) * weights).sum())
-        count += float(weights.sum())
-    return total / count
+def masked_loss(model, inputs, targets, weights, batch_size=32):
+    """Mean next-token loss (nats) on the weighted tokens, by `gpt_tf.training.evaluate`."""
+    import tensorflow as tf
+
+    from gpt_tf.training import evaluate
+
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, weights)).batch(batch_size)
+    return evaluate(model, dataset)[0]
 
 
 def gzip_mb(model):
@@ -55,19 +50,17 @@ def main(argv=None):
     parser.add_argument("--windows", type=int, default=192, help="validation windows per set")
     args = parser.parse_args(argv)
 
-    from gpt_tf.portable import load_arrays
+    from gpt_tf.portable import load_arrays, sequential_windows
     from gpt_tf.pruning import apply_masks, magnitude_masks, sparsity_of
     from gpt_tf.training import load_model
 
     model, _, config = load_model(args.run)
     arrays, _ = load_arrays(args.arrays)
     length = config.model.sequence_length
-    task_tokens = arrays["ft_validation_tokens"][:args.windows]
-    task_mask = arrays["ft_validation_mask"][:args.windows]
-    stream = arrays["pre_validation"]
-    count = min(args.windows, len(stream) // (length + 1))
-    text_tokens = stream[:count * (length + 1)].reshape(count, length + 1)
-    text_mask = np.ones_like(text_tokens, np.uint8)
+    task_tokens = arrays["ft_validation_tokens"][:args.windows].astype(np.int32)
+    task = (task_tokens[:, :-1], task_tokens[:, 1:],
+            arrays["ft_validation_mask"][:args.windows, 1:].astype(np.float32))
+    text = [part[:args.windows] for part in sequential_windows(arrays["pre_validation"], length)]
     dense = [np.array(w.numpy()) for w in model.weights]
     rows = []
     for sparsity in [float(s) for s in args.sparsities.split(",")]:
@@ -76,8 +69,8 @@ def main(argv=None):
         started = time.time()
         apply_masks(model, magnitude_masks(model, sparsity))
         rows.append({"sparsity": sparsity, "measured_sparsity": round(sparsity_of(model), 4),
-                     "task_loss": masked_loss(model, task_tokens, task_mask),
-                     "text_loss": masked_loss(model, text_tokens, text_mask),
+                     "task_loss": masked_loss(model, *task),
+                     "text_loss": masked_loss(model, *text),
                      "weights_gzip_mb": gzip_mb(model), "seconds": time.time() - started})
     base = rows[0]
     print(f"{'sparsity':>8} {'task loss':>10} {'x dense':>8} {'text loss':>10} {'x dense':>8} "

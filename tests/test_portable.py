@@ -45,8 +45,6 @@ def runs(tmp_path_factory, tiny_config, tokenizer, corpus_files):
 
 def test_packed_stream_is_the_tensorflow_readers_stream(runs):
     """The arrays hold exactly the tokens `gpt_tf.data.token_stream` reads, document by document."""
-    import tensorflow as tf
-
     from gpt_tf.data import token_stream
     from gpt_tf.tokenizer import Tokenizer
     from gpt_tf.training import load_split
@@ -62,7 +60,6 @@ def test_packed_stream_is_the_tensorflow_readers_stream(runs):
     # Every document starts with end-of-text.
     assert (runs["arrays"]["pre_train"][offsets[:-1]] == tok.end_of_text_id).all()
     assert runs["meta"]["pretrain_tokens"] == offsets[-1] == runs["arrays"]["pre_train"].size
-    del tf
 
 
 def test_packed_task_windows_keep_the_prompt_mask(runs):

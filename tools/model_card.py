@@ -11,6 +11,10 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gpt_tf.config import ModelConfig  # noqa: E402
+
 PRETRAINING = ("`gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class`: the 35 "
                "training plays of lm-en, the English and the French verses of the mt-en-fr "
                "training books (as monolingual text, the pairs are left for fine-tuning), and "
@@ -20,13 +24,6 @@ PRETRAINING = ("`gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class
 def _load(path):
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
-
-
-def _parameters(model):
-    d, f = model["hidden_dim"], model["intermediate_dim"]
-    block = 4 * d + 3 * d * d + 3 * d + d * d + d + d * f + f + f * d + d
-    return model["vocab_size"] * d + model["sequence_length"] * d + model["num_layers"] * block \
-        + 2 * d
 
 
 def _stage_line(name, stage):
@@ -49,7 +46,7 @@ def card(run, reports, training=None):
              f"A GPT (decoder-only Transformer, {model['num_layers']} blocks, width "
              f"{model['hidden_dim']}, {model['num_heads']} heads, context "
              f"{model['sequence_length']}, vocabulary {model['vocab_size']}, tied embeddings; "
-             f"{_parameters(model) / 1e6:.2f}M parameters) trained from scratch by gpt-tf, "
+             f"{ModelConfig(**model).num_parameters() / 1e6:.2f}M parameters) trained from scratch by gpt-tf, "
              "then fine-tuned on several tasks at once; the prompt format tells it which.", "",
              "## Tasks and data", "", "| task | data (held-out splits never trained on) | "
              "prompt |", "|---|---|---|"]
