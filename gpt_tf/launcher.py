@@ -38,8 +38,11 @@ def tf_config(ports, index):
     })
 
 
+TRAIN_COMMAND = (sys.executable, "-m", "gpt_tf.cli", "train")
+
+
 def run_workers(worker_args, num_workers, max_restarts=3, on_output=None, on_event=None,
-                grace_seconds=10.0):
+                grace_seconds=10.0, program=TRAIN_COMMAND):
     """Runs `python -m gpt_tf.cli train WORKER_ARGS --strategy multi_worker` N times.
 
     Args:
@@ -49,6 +52,7 @@ def run_workers(worker_args, num_workers, max_restarts=3, on_output=None, on_eve
         on_output: `fn(worker_index, line)` for every output line.
         on_event: `fn(kind, info)`; kinds `start` (pids), `failure`, `restart`, `done`.
         grace_seconds: wait for survivors to exit on their own before killing them.
+        program: the worker command before `worker_args` (`gpt-tf train` by default).
 
     Returns:
         Exit status: 0 when every worker finished, else the first failure's status.
@@ -58,18 +62,20 @@ def run_workers(worker_args, num_workers, max_restarts=3, on_output=None, on_eve
     attempt = 0
     while True:
         ports = free_ports(num_workers)
-        processes = []
+        processes, pumps = [], []
         for index in range(num_workers):
             env = dict(os.environ, TF_CONFIG=tf_config(ports, index))
-            command = [sys.executable, "-m", "gpt_tf.cli", "train", *worker_args,
-                       "--strategy", "multi_worker"]
+            command = [*program, *worker_args, "--strategy", "multi_worker"]
             process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
-            threading.Thread(target=_pump, args=(process, index, on_output), daemon=True).start()
+            pump = threading.Thread(target=_pump, args=(process, index, on_output), daemon=True)
+            pump.start()
             processes.append(process)
+            pumps.append(pump)
         on_event("start", {"attempt": attempt, "pids": [p.pid for p in processes]})
         failed = _wait_for_failure(processes)
         if failed is None:
+            _drain(pumps)
             on_event("done", {"attempt": attempt})
             return 0
         index, status = failed
@@ -82,6 +88,7 @@ def run_workers(worker_args, num_workers, max_restarts=3, on_output=None, on_eve
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        _drain(pumps)
         if status in (2, 3):  # user error or NaN stop: restarting cannot help
             return status
         if attempt >= max_restarts:
@@ -103,6 +110,17 @@ def _wait_for_failure(processes):
         if not running:
             return None
         time.sleep(0.2)
+
+
+def _drain(pumps, timeout=10.0):
+    """Waits for the output threads to pass on what the exited workers wrote last.
+
+    A worker's last lines (its final step, its summary) may still sit in the pipe
+    when the process has already exited; returning without this loses them.
+    """
+    deadline = time.monotonic() + timeout
+    for pump in pumps:
+        pump.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _pump(process, index, on_output):
