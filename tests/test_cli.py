@@ -10,7 +10,7 @@ from gpt_tf.cli import main
 TINY = ["--preset", "nano", "--model.vocab_size=320", "--model.sequence_length=32",
         "--model.hidden_dim=16", "--model.num_heads=2", "--model.intermediate_dim=64",
         "--data.validation_fraction=0.25", "--train.batch_size=4", "--train.warmup_steps=2",
-        "--train.eval_every=10", "--train.checkpoint_every=10", "--train.log_every=5"]
+        "--train.eval_every=10", "--train.checkpoint_every=10", "--train.log_every=5", "--train.xla=false"]
 
 
 def _one_error_line(capsys):

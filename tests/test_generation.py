@@ -11,11 +11,14 @@ PROMPTS = [[2, 40, 41, 42], [2, 50], [2, 60, 61, 62, 63, 64, 65]]
 
 @pytest.fixture(scope="module")
 def generator(tiny_model):
-    return Generator(tiny_model)
+    # No XLA: each new batch shape or sampler compiles a program, which costs
+    # far more than these tiny generations; the XLA loop is tested below.
+    return Generator(tiny_model, jit_compile=False)
 
 
-def test_cached_greedy_equals_naive_recompute(generator, tiny_model):
-    result = generator.generate(PROMPTS, max_new_tokens=8)
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_cached_greedy_equals_naive_recompute(tiny_model, jit_compile):
+    result = Generator(tiny_model, jit_compile=jit_compile).generate(PROMPTS, max_new_tokens=8)
     for prompt, tokens in zip(PROMPTS, result.token_ids):
         assert tokens == naive_greedy(tiny_model, prompt, 8)
     assert result.stop_reasons == ["max_new_tokens"] * 3

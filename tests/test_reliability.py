@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 TINY = ["--preset", "nano", "--model.vocab_size=320", "--model.sequence_length=32",
         "--model.hidden_dim=16", "--model.num_heads=2", "--model.intermediate_dim=64",
         "--model.dropout=0.1", "--data.validation_fraction=0.25", "--train.batch_size=8",
-        "--train.warmup_steps=5", "--train.eval_every=1000", "--train.log_every=1"]
+        "--train.warmup_steps=5", "--train.eval_every=1000", "--train.log_every=1",
+        # No XLA: compiling would cost more than these tiny runs train.
+        "--train.xla=false"]
 
 
 def _command(run_dir, *extra):
@@ -81,9 +83,8 @@ def _final_weights(run_dir):
 
 def test_kill_9_then_restart_equals_uninterrupted_run(tmp_path):
     steps = ["--train.steps=150", "--train.checkpoint_every=7"]
+    # The reference and the victim run side by side (2 cores; independent runs).
     reference = _Process(_command(tmp_path / "reference", *steps))
-    assert reference.finish() == 0, reference.text
-
     kill_at = random.Random().randint(15, 120)
     victim = _Process(_command(tmp_path / "killed", *steps))
     victim.wait_for(rf"step {kill_at}/150")
@@ -91,6 +92,7 @@ def test_kill_9_then_restart_equals_uninterrupted_run(tmp_path):
     assert victim.finish() == -signal.SIGKILL
     resumed = _Process(_command(tmp_path / "killed", *steps))
     assert resumed.finish() == 0, resumed.text
+    assert reference.finish() == 0, reference.text
     match = re.search(r"resumed at step (\d+)", resumed.text)
     assert match and 0 < int(match.group(1)) <= 150, f"killed at step {kill_at}: {resumed.text}"
     for a, b in zip(_final_weights(tmp_path / "reference"), _final_weights(tmp_path / "killed")):
@@ -123,8 +125,8 @@ def test_strategies_give_the_same_losses(tmp_path):
         "multi_worker": _command(tmp_path / "multi", *steps, "--workers", "2"),
     }
     losses = {}
-    for name, command in runs.items():
-        process = _Process(command)
+    processes = {name: _Process(command) for name, command in runs.items()}  # side by side
+    for name, process in processes.items():
         assert process.finish() == 0, process.text
         lines = process.lines
         if name == "multi_worker":

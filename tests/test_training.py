@@ -71,8 +71,10 @@ def _weights(run_dir):
 
 
 def _new_run(tmp_path, name, tiny_config, corpus_files, dropout=0.1, **train):
+    # No XLA: on these tiny runs compiling costs 3x the training (the session's
+    # `trained_run` covers the XLA path).
     config = apply_overrides(tiny_config, {
-        "train.steps": 12, "train.batch_size": 4, "train.warmup_steps": 2,
+        "train.steps": 12, "train.batch_size": 4, "train.warmup_steps": 2, "train.xla": False,
         "train.eval_every": 100, "train.checkpoint_every": 4, "train.log_every": 4,
         "model.dropout": dropout, "data.validation_fraction": 0.25,
         **{f"train.{k}": v for k, v in train.items()}})
