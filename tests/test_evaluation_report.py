@@ -104,12 +104,21 @@ def test_a_model_that_knows_the_answers_beats_every_baseline(data_files, tmp_pat
     # one row per (metric, baseline, backend); sentiment has two baselines
     assert len(sentiment["comparisons"]) == 2 * 2
     assert report["summary"]["all_beat_baselines"], report["summary"]["not_beaten"]
+    for entry in report["tasks"].values():  # every margin has its bootstrap interval
+        for row in entry["comparisons"]:
+            sign = 1 if row["higher_is_better"] else -1
+            assert row["improvement"] == pytest.approx(
+                sign * (row["value"] - row["baseline_value"]))
+            assert row["ci95"][0] <= row["improvement"] <= row["ci95"][1]
     json_path, md_path = write_report(report, str(tmp_path / "out"))
-    assert json.load(open(json_path))["summary"]["all_beat_baselines"]
+    written = open(json_path).read()
+    assert json.loads(written)["summary"]["all_beat_baselines"]
+    assert "_statistics" not in written  # per-example statistics are not kept
     markdown = open(md_path).read()
     assert "| BLEU | copy source |" in markdown and "(beats baseline: yes)" in markdown
     assert "Every metric beats its baseline: yes" in markdown
     assert "Confusion matrix, scripted" in markdown
+    assert "paired bootstrap over the examples (1000 resamples)" in markdown
 
 
 def test_a_weak_model_is_reported_as_not_beating_its_baselines(data_files):

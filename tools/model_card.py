@@ -72,15 +72,22 @@ def card(run, reports, training=None):
     not_beaten = []
     for report in reports:
         lines += [f"From `{report['path']}` ({report['created']}, split `{report['split']}`). "
-                  "Each row: the model's value next to its baseline.", "",
+                  "Each row: the model's value next to its baseline; the margin's 95% "
+                  "interval is a paired bootstrap over the examples (a win is *noise* when "
+                  "the interval reaches 0; reports made before it have none).", "",
                   "| task | metric | backend | examples | value | baseline | baseline value | "
-                  "beats it |", "|---|---|---|---|---|---|---|---|"]
+                  "beats it | margin [95% interval] |", "|---|---|---|---|---|---|---|---|---|"]
         for task, section in report["tasks"].items():
             for c in section.get("comparisons", []):
+                verdict = "yes" if c["beats_baseline"] else "**no**"
+                if c["beats_baseline"] and c.get("significant") is False:
+                    verdict = "yes, within noise"
+                margin = (f"{c['improvement']:+.4g} [{c['ci95'][0]:+.4g}, {c['ci95'][1]:+.4g}]"
+                          if "ci95" in c else "n/a")
                 lines.append(f"| {task} | {c['metric']} | {c['backend']} | "
                              f"{section.get('examples', '')} | {c['value']:.4g} | "
-                             f"{c['baseline']} | {c['baseline_value']:.4g} | "
-                             f"{'yes' if c['beats_baseline'] else '**no**'} |")
+                             f"{c['baseline']} | {c['baseline_value']:.4g} | {verdict} | "
+                             f"{margin} |")
         not_beaten += [f"{item} ({report['path']})"
                        for item in report["summary"].get("not_beaten", [])]
         lines.append("")

@@ -29,6 +29,7 @@ import time
 from gpt_tf.errors import UserError
 from gpt_tf.evaluation import baselines as baselines_lib
 from gpt_tf.evaluation import metrics
+from gpt_tf.evaluation import significance
 
 TASKS = ("lm", "translate", "qa", "sentiment")
 DEFAULT_DATA = {"lm": "lm-en", "translate": "mt-en-fr", "qa": "qa-en", "sentiment": "sentiment-en"}
@@ -146,19 +147,25 @@ def lm_chunks(texts, count_tokens, sequence_length, max_tokens):
     return chunks
 
 
-def _lm_result(log_likelihoods, tokens, total_bytes):
-    nll = -sum(log_likelihoods)
-    return {"perplexity": metrics.perplexity(nll, tokens),
-            "bits_per_byte": metrics.bits_per_byte(nll, total_bytes), "tokens": tokens,
-            "bytes": total_bytes}
+# Per-example statistics for the paired bootstrap ride along under this key and
+# are dropped from the report once `compare` has used them.
+STATS = "_statistics"
+
+
+def _lm_result(log_likelihoods, tokens, chunks):
+    byte_counts = [len(c.encode("utf-8")) for c in chunks]
+    nll, total_tokens, total_bytes = -sum(log_likelihoods), sum(tokens), sum(byte_counts)
+    return {"perplexity": metrics.perplexity(nll, total_tokens),
+            "bits_per_byte": metrics.bits_per_byte(nll, total_bytes), "tokens": total_tokens,
+            "bytes": total_bytes,
+            STATS: significance.lm_statistics(log_likelihoods, tokens, byte_counts)}
 
 
 def run_lm(client, chunks):
     scores = []
     for first in range(0, len(chunks), 8):
         scores.extend(client.score("", chunks[first:first + 8]))
-    tokens = sum(client.count_tokens(chunks))
-    return _lm_result(scores, tokens, sum(len(c.encode("utf-8")) for c in chunks))
+    return _lm_result(scores, client.count_tokens(chunks), chunks)
 
 
 def run_translate(client, data):
@@ -168,8 +175,7 @@ def run_translate(client, data):
     pairs = data["examples"]
     hypotheses = translate(client, [p.source for p in pairs], source, target)
     references = [p.target for p in pairs]
-    result = {"bleu": metrics.bleu(hypotheses, references)["score"],
-              "chrf": metrics.chrf(hypotheses, references)["score"]}
+    result = _translation_scores(hypotheses, references)
     result["samples"] = [{"source": p.source, "reference": p.target, "hypothesis": h}
                          for p, h in list(zip(pairs, hypotheses))[:3]]
     return result
@@ -180,8 +186,7 @@ def run_qa(client, data):
 
     questions = data["examples"]
     answers = answer_questions(client, [(q.context, q.question) for q in questions])
-    scores = metrics.squad_scores([a["answer"] for a in answers],
-                                  [[x.text for x in q.answers] for q in questions])
+    scores = _squad_scores([a["answer"] for a in answers], questions)
     scores["no_answer_rate"] = sum(a["no_answer"] for a in answers) / len(answers)
     scores["samples"] = [{"question": q.question, "gold": q.answers[0].text,
                           "predicted": a["answer"], "score": a["score"]}
@@ -203,7 +208,20 @@ def _classification(predicted, gold, labels):
     names, matrix = metrics.confusion_matrix(predicted, gold, labels)
     return {"accuracy": metrics.accuracy(predicted, gold),
             "macro_f1": metrics.macro_f1(predicted, gold, labels),
-            "confusion_matrix": {"labels": names, "matrix": matrix}}
+            "confusion_matrix": {"labels": names, "matrix": matrix},
+            STATS: significance.classification_statistics(predicted, gold, names)}
+
+
+def _translation_scores(hypotheses, references):
+    return {"bleu": metrics.bleu(hypotheses, references)["score"],
+            "chrf": metrics.chrf(hypotheses, references)["score"],
+            STATS: significance.translation_statistics(hypotheses, references)}
+
+
+def _squad_scores(predictions, questions):
+    truths = [[x.text for x in q.answers] for q in questions]
+    return {**metrics.squad_scores(predictions, truths),
+            STATS: significance.squad_statistics(predictions, truths)}
 
 
 # ---- baselines -----------------------------------------------------------------------------
@@ -235,25 +253,21 @@ def lm_baseline(data, chunks, client):
     model = baselines_lib.UnigramLM(vocab).fit(train_ids)
     chunk_ids = client.tokenize(chunks)
     scores = [model.log_likelihood(ids) for ids in chunk_ids]
-    tokens = sum(len(ids) for ids in chunk_ids)
-    return {"unigram (add-one)": _lm_result(scores, tokens,
-                                            sum(len(c.encode("utf-8")) for c in chunks))}
+    return {"unigram (add-one)": _lm_result(scores, [len(ids) for ids in chunk_ids], chunks)}
 
 
 def translate_baseline(data):
     pairs = data["examples"]
     hypotheses = baselines_lib.copy_source([p.source for p in pairs])
     references = [p.target for p in pairs]
-    return {"copy source": {"bleu": metrics.bleu(hypotheses, references)["score"],
-                            "chrf": metrics.chrf(hypotheses, references)["score"]}}
+    return {"copy source": _translation_scores(hypotheses, references)}
 
 
 def qa_baseline(data):
     questions = data["examples"]
     model = baselines_lib.SlidingWindowQA()
     predictions = [model.predict(q.context, q.question) for q in questions]
-    return {"sliding window": metrics.squad_scores(
-        predictions, [[x.text for x in q.answers] for q in questions])}
+    return {"sliding window": _squad_scores(predictions, questions)}
 
 
 def sentiment_baselines(data, labels):
@@ -280,7 +294,13 @@ def _beats(value, baseline, higher):
 
 
 def compare(task_report, task):
-    """Adds `comparisons`: one row per (metric, baseline, backend)."""
+    """Adds `comparisons`: one row per (metric, baseline, backend).
+
+    Each row has the value, the baseline's, `beats_baseline`, and, when both
+    sides kept per-example statistics, the paired bootstrap of the margin
+    (`improvement`, `ci95`, `significant`; see `gpt_tf.evaluation.significance`).
+    The statistics themselves are dropped from the report afterwards.
+    """
     rows = []
     for metric in TASK_METRICS[task]:
         higher = METRICS[metric][1]
@@ -290,10 +310,18 @@ def compare(task_report, task):
                     value = None
                 else:
                     value = result.get(metric)
-                rows.append({"metric": metric, "higher_is_better": higher, "baseline": baseline,
-                             "baseline_value": values.get(metric), "backend": label,
-                             "value": value,
-                             "beats_baseline": _beats(value, values.get(metric), higher)})
+                row = {"metric": metric, "higher_is_better": higher, "baseline": baseline,
+                       "baseline_value": values.get(metric), "backend": label,
+                       "value": value,
+                       "beats_baseline": _beats(value, values.get(metric), higher)}
+                model_rows = (result.get(STATS) or {}).get(metric)
+                baseline_rows = (values.get(STATS) or {}).get(metric)
+                if value is not None and model_rows is not None and baseline_rows is not None:
+                    row.update(significance.paired_bootstrap(metric, model_rows, baseline_rows,
+                                                             higher))
+                rows.append(row)
+    for result in (*task_report["results"].values(), *task_report["baselines"].values()):
+        result.pop(STATS, None)
     task_report["comparisons"] = rows
     return task_report
 
@@ -399,7 +427,11 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
                 if not row["beats_baseline"]]
     failures += [f"{task}: no baseline (no training data for it)"
                  for task, entry in report["tasks"].items() if not entry["baselines"]]
-    report["summary"] = {"all_beat_baselines": not failures, "not_beaten": failures}
+    noise = [f"{task}: {row['backend']} {row['metric']} vs {row['baseline']}"
+             for task, entry in report["tasks"].items() for row in entry["comparisons"]
+             if row["beats_baseline"] and row.get("significant") is False]
+    report["summary"] = {"all_beat_baselines": not failures, "not_beaten": failures,
+                         "not_significant": noise}
     return report
 
 
@@ -422,6 +454,10 @@ def render_markdown(report):
     summary = report.get("summary", {})
     verdict = "yes" if summary.get("all_beat_baselines") else "no"
     lines += [f"**Every metric beats its baseline: {verdict}.**", ""]
+    if "not_significant" in summary:
+        noise = len(summary["not_significant"])
+        lines += [f"Wins within sampling noise (the 95% paired-bootstrap interval of the margin "
+                  f"reaches 0): {noise}" + (", listed at the end." if noise else "."), ""]
     for task, entry in report["tasks"].items():
         backends = list(entry["results"])
         lines += [f"## {TASK_TITLES[task]} (`{task}`)", "",
@@ -445,6 +481,7 @@ def render_markdown(report):
                 cells = [METRICS[metric][0], "none (no training data)", "n/a"]
                 cells += [_fmt(metric, entry["results"][b].get(metric)) for b in backends]
                 lines.append("| " + " | ".join(cells) + " |")
+        lines += _margin_table(entry, backends)
         lines.append("")
         lines.append("Time per backend: " + ", ".join(
             f"{b} {entry['results'][b].get('seconds', 0):.1f} s" for b in backends) + ".")
@@ -473,7 +510,39 @@ def render_markdown(report):
         lines.append("")
     if summary.get("not_beaten"):
         lines += ["## Not beaten", ""] + [f"- {item}" for item in summary["not_beaten"]] + [""]
+    if summary.get("not_significant"):
+        lines += ["## Beaten, but within sampling noise", ""]
+        lines += [f"- {item}" for item in summary["not_significant"]] + [""]
     return "\n".join(lines)
+
+
+def _margin_table(entry, backends):
+    """Markdown lines: each margin over its baseline with its 95% bootstrap interval."""
+    rows = [r for r in entry["comparisons"] if "ci95" in r]
+    if not rows:
+        return []
+    resamples = rows[0]["resamples"]
+    lines = ["", f"Margin over the baseline (positive: the model is better) with its 95% "
+             f"interval, paired bootstrap over the examples ({resamples} resamples); "
+             "*significant* when the whole interval is above 0:", "",
+             "| metric | baseline | " + " | ".join(backends) + " |",
+             "|" + "---|" * (len(backends) + 2)]
+    for metric in entry["metrics"]:
+        decimals = METRICS[metric][2]
+        for baseline in entry["baselines"]:
+            cells = [METRICS[metric][0], baseline]
+            for label in backends:
+                row = next((r for r in rows if r["metric"] == metric
+                            and r["baseline"] == baseline and r["backend"] == label), None)
+                if row is None:
+                    cells.append("n/a")
+                    continue
+                low, high = row["ci95"]
+                cells.append(f"{row['improvement']:+.{decimals}f} [{low:+.{decimals}f}, "
+                             f"{high:+.{decimals}f}]"
+                             + (" significant" if row["significant"] else " not significant"))
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(report, output_dir):
