@@ -73,15 +73,15 @@ def card(run, reports, training=None):
     for report in reports:
         lines += [f"From `{report['path']}` ({report['created']}, split `{report['split']}`). "
                   "Each row: the model's value next to its baseline; the margin's 95% "
-                  "interval is a paired bootstrap over the examples (a win is *noise* when "
-                  "the interval reaches 0; reports made before it have none).", "",
+                  "interval is a paired bootstrap over the examples (*within noise* when "
+                  "the interval reaches 0).", "",
                   "| task | metric | backend | examples | value | baseline | baseline value | "
                   "beats it | margin [95% interval] |", "|---|---|---|---|---|---|---|---|---|"]
         for task, section in report["tasks"].items():
             for c in section.get("comparisons", []):
                 verdict = "yes" if c["beats_baseline"] else "**no**"
-                if c["beats_baseline"] and c.get("significant") is False:
-                    verdict = "yes, within noise"
+                if "ci95" in c and c["ci95"][0] <= 0 <= c["ci95"][1]:
+                    verdict += ", within noise"
                 margin = (f"{c['improvement']:+.4g} [{c['ci95'][0]:+.4g}, {c['ci95'][1]:+.4g}]"
                           if "ci95" in c else "n/a")
                 lines.append(f"| {task} | {c['metric']} | {c['backend']} | "

@@ -523,8 +523,8 @@ def _margin_table(entry, backends):
         return []
     resamples = rows[0]["resamples"]
     lines = ["", f"Margin over the baseline (positive: the model is better) with its 95% "
-             f"interval, paired bootstrap over the examples ({resamples} resamples); "
-             "*significant* when the whole interval is above 0:", "",
+             f"interval, paired bootstrap over the examples ({resamples} resamples): *better* "
+             "or *worse* when the whole interval is on one side of 0, else *within noise*:", "",
              "| metric | baseline | " + " | ".join(backends) + " |",
              "|" + "---|" * (len(backends) + 2)]
     for metric in entry["metrics"]:
@@ -538,9 +538,9 @@ def _margin_table(entry, backends):
                     cells.append("n/a")
                     continue
                 low, high = row["ci95"]
+                verdict = ("better" if low > 0 else "worse" if high < 0 else "within noise")
                 cells.append(f"{row['improvement']:+.{decimals}f} [{low:+.{decimals}f}, "
-                             f"{high:+.{decimals}f}]"
-                             + (" significant" if row["significant"] else " not significant"))
+                             f"{high:+.{decimals}f}] {verdict}")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
