@@ -270,7 +270,8 @@ def _launch_workers(args, overrides):
     worker_args += ["--deterministic"] if args.deterministic else []
 
     def on_output(index, line):
-        print(f"[worker {index}] {line}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"[worker {index}] {line}\n")  # one write per line
+        sys.stderr.flush()
 
     def on_event(kind, info):
         if kind == "start":

@@ -51,14 +51,27 @@ def run_workers(worker_args, num_workers, max_restarts=3, on_output=None, on_eve
         max_restarts: restarts of the whole group after a failure.
         on_output: `fn(worker_index, line)` for every output line.
         on_event: `fn(kind, info)`; kinds `start` (pids), `failure`, `restart`, `done`.
+            Neither callback is ever called while another call is running.
         grace_seconds: wait for survivors to exit on their own before killing them.
         program: the worker command before `worker_args` (`gpt-tf train` by default).
 
     Returns:
         Exit status: 0 when every worker finished, else the first failure's status.
     """
-    on_output = on_output or (lambda index, line: None)
-    on_event = on_event or (lambda kind, info: None)
+    # One lock for both callbacks: the workers' output threads and this loop never call
+    # them at the same time, so lines they print cannot interleave.
+    lock = threading.Lock()
+    output = on_output or (lambda index, line: None)
+    event = on_event or (lambda kind, info: None)
+
+    def on_output(index, line):
+        with lock:
+            output(index, line)
+
+    def on_event(kind, info):
+        with lock:
+            event(kind, info)
+
     attempt = 0
     while True:
         ports = free_ports(num_workers)

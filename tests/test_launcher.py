@@ -33,3 +33,20 @@ def test_a_failing_worker_returns_its_status_after_its_output():
                                   on_event=lambda kind, info: events.append(kind))
     assert status == 2  # a user error is not restarted
     assert "restart" not in events and "bad config" in seen
+
+
+def test_output_callbacks_never_overlap():
+    # Two workers' output threads print at once; a callback that prints in pieces
+    # (as `print` does: the text, then the newline) must not be interleaved.
+    active, overlaps, seen = [0], [], []
+
+    def on_output(index, line):
+        active[0] += 1
+        if active[0] > 1:
+            overlaps.append(line)
+        time.sleep(0.0005)
+        seen.append(index)
+        active[0] -= 1
+
+    assert launcher.run_workers([], 2, max_restarts=0, program=_CHATTY, on_output=on_output) == 0
+    assert not overlaps and sorted(seen) == [0] * 201 + [1] * 201
