@@ -62,24 +62,21 @@ class SoftmaxProbe:
         self.l2, self.steps, self.learning_rate = l2, steps, learning_rate
 
     def fit(self, x, y, classes):
+        from gpt_tf.evaluation.baselines import Adam
+
         self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
         xs = (x - self.mu) / self.sd
         onehot = np.eye(classes)[y]
         params = [np.zeros((x.shape[1], classes)), np.zeros(classes)]
-        moments = [[np.zeros_like(p), np.zeros_like(p)] for p in params]
-        for step in range(1, self.steps + 1):
+        optimizers = [Adam(p.shape, self.learning_rate) for p in params]
+        for _ in range(self.steps):
             z = xs @ params[0] + params[1]
             p = np.exp(z - z.max(1, keepdims=True))
             p /= p.sum(1, keepdims=True)
             g = (p - onehot) / len(x)
             grads = [xs.T @ g + self.l2 * params[0], g.sum(0)]
-            for param, grad, (m, v) in zip(params, grads, moments):
-                m *= 0.9
-                m += 0.1 * grad
-                v *= 0.999
-                v += 0.001 * grad * grad
-                param -= self.learning_rate * (m / (1 - 0.9 ** step)) / (
-                    np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+            for param, grad, adam in zip(params, grads, optimizers):
+                param -= adam.update(grad)
         self.params = params
         return self
 

@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gpt_tf.config import ModelConfig  # noqa: E402
+from gpt_tf.evaluation import significance  # noqa: E402
 
 PRETRAINING = ("`gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class`: the 35 "
                "training plays of lm-en, the English and the French verses of the mt-en-fr "
@@ -80,7 +81,7 @@ def card(run, reports, training=None):
         for task, section in report["tasks"].items():
             for c in section.get("comparisons", []):
                 verdict = "yes" if c["beats_baseline"] else "**no**"
-                if "ci95" in c and c["ci95"][0] <= 0 <= c["ci95"][1]:
+                if "ci95" in c and significance.verdict(c["ci95"]) == "within noise":
                     verdict += ", within noise"
                 margin = (f"{c['improvement']:+.4g} [{c['ci95'][0]:+.4g}, {c['ci95'][1]:+.4g}]"
                           if "ci95" in c else "n/a")

@@ -174,6 +174,22 @@ def _words(text):
     return {w.lower() for w in _WORD.findall(text)}
 
 
+class Adam:
+    """Adam steps for one numpy parameter (full-batch softmax regressions here and in bench/)."""
+
+    def __init__(self, shape, learning_rate):
+        self.m, self.v = np.zeros(shape), np.zeros(shape)
+        self.learning_rate, self.steps = learning_rate, 0
+
+    def update(self, grad):
+        """The amount to subtract from the parameter for gradient `grad`."""
+        self.steps += 1
+        self.m = 0.9 * self.m + 0.1 * grad
+        self.v = 0.999 * self.v + 0.001 * grad * grad
+        m_hat, v_hat = self.m / (1 - 0.9 ** self.steps), self.v / (1 - 0.999 ** self.steps)
+        return self.learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)
+
+
 class BagOfWordsLogisticRegression:
     """Softmax regression on binary bag-of-words features (numpy, full-batch Adam, L2).
 
@@ -221,11 +237,11 @@ class BagOfWordsLogisticRegression:
         n, k = len(texts), len(self.labels)
         rows, cols = self._features(texts)
         self.weights = np.zeros((len(self.vocabulary) + 1, k))
-        m, v = np.zeros_like(self.weights), np.zeros_like(self.weights)
+        adam = Adam(self.weights.shape, self.learning_rate)
         onehot = np.eye(k)[y]
         penalty = np.ones((len(self.vocabulary) + 1, 1))
         penalty[0] = 0.0
-        for step in range(1, self.epochs + 1):
+        for _ in range(self.epochs):
             logits = self._logits(rows, cols, n)
             logits -= logits.max(axis=1, keepdims=True)
             probs = np.exp(logits)
@@ -235,10 +251,7 @@ class BagOfWordsLogisticRegression:
                                          minlength=self.weights.shape[0]) for c in range(k)],
                             axis=1)
             grad += self.l2 * penalty * self.weights
-            m = 0.9 * m + 0.1 * grad
-            v = 0.999 * v + 0.001 * grad * grad
-            m_hat, v_hat = m / (1 - 0.9 ** step), v / (1 - 0.999 ** step)
-            self.weights -= self.learning_rate * m_hat / (np.sqrt(v_hat) + 1e-8)
+            self.weights -= adam.update(grad)
         return self
 
     def predict_proba(self, texts):

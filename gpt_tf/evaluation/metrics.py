@@ -91,18 +91,25 @@ def squad_scores(predictions, ground_truths):
     Returns:
         `{"exact_match": float, "f1": float, "count": int}`.
     """
+    per_question = squad_question_scores(predictions, ground_truths)
+    n = len(per_question)
+    return {"exact_match": 100.0 * sum(em for em, _ in per_question) / n,
+            "f1": 100.0 * sum(f1 for _, f1 in per_question) / n, "count": n}
+
+
+def squad_question_scores(predictions, ground_truths):
+    """`(exact match, F1)` of each question (0..1), best over its accepted answers."""
     if len(predictions) != len(ground_truths):
         raise UserError(f"{len(predictions)} predictions but {len(ground_truths)} answer lists")
     if not predictions:
         raise UserError("no questions to score")
-    em = f1 = 0.0
+    scores = []
     for prediction, truths in zip(predictions, ground_truths):
         if isinstance(truths, str):
             truths = [truths]
-        em += max(squad_exact_match(prediction, t) for t in truths)
-        f1 += max(squad_f1(prediction, t) for t in truths)
-    n = len(predictions)
-    return {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n, "count": n}
+        scores.append((max(squad_exact_match(prediction, t) for t in truths),
+                       max(squad_f1(prediction, t) for t in truths)))
+    return scores
 
 
 # ---- classification ------------------------------------------------------------------------
@@ -128,9 +135,13 @@ def confusion_matrix(predicted, gold, labels=None):
 
 def macro_f1(predicted, gold, labels=None):
     """Unweighted mean over labels of per-label F1 (a label never predicted nor gold counts 0)."""
-    labels, matrix = confusion_matrix(predicted, gold, labels)
+    return macro_f1_from_matrix(confusion_matrix(predicted, gold, labels)[1])
+
+
+def macro_f1_from_matrix(matrix):
+    """Macro-F1 of a confusion matrix (`matrix[gold][predicted]`, nested lists or an array)."""
     scores = []
-    for i in range(len(labels)):
+    for i in range(len(matrix)):
         true_positive = matrix[i][i]
         predicted_i = sum(row[i] for row in matrix)
         gold_i = sum(matrix[i])

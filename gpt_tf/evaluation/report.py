@@ -538,9 +538,8 @@ def _margin_table(entry, backends):
                     cells.append("n/a")
                     continue
                 low, high = row["ci95"]
-                verdict = ("better" if low > 0 else "worse" if high < 0 else "within noise")
                 cells.append(f"{row['improvement']:+.{decimals}f} [{low:+.{decimals}f}, "
-                             f"{high:+.{decimals}f}] {verdict}")
+                             f"{high:+.{decimals}f}] {significance.verdict(row['ci95'])}")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -51,14 +51,12 @@ def translation_statistics(hypotheses, references):
 
 def squad_statistics(predictions, ground_truths):
     """Per-question `(score, 1)` rows for `exact_match` and `f1` (SQuAD v1.1)."""
-    from gpt_tf.evaluation.metrics import squad_exact_match, squad_f1
+    from gpt_tf.evaluation.metrics import squad_question_scores
 
-    em, f1 = [], []
-    for prediction, truths in zip(predictions, ground_truths):
-        truths = [truths] if isinstance(truths, str) else truths
-        em.append([max(squad_exact_match(prediction, t) for t in truths), 1.0])
-        f1.append([max(squad_f1(prediction, t) for t in truths), 1.0])
-    return {"exact_match": np.array(em, np.float64), "f1": np.array(f1, np.float64)}
+    scores = np.array(squad_question_scores(predictions, ground_truths), np.float64)
+    ones = np.ones((len(scores), 1))
+    return {"exact_match": np.hstack([scores[:, :1], ones]),
+            "f1": np.hstack([scores[:, 1:], ones])}
 
 
 def classification_statistics(predicted, gold, labels):
@@ -69,19 +67,6 @@ def classification_statistics(predicted, gold, labels):
     for n, (p, g) in enumerate(zip(predicted, gold)):
         rows[n, index[g] * k + index[p]] = 1.0
     return {"accuracy": rows, "macro_f1": rows}
-
-
-def _macro_f1(matrix):
-    scores = []
-    for i in range(len(matrix)):
-        true_positive = matrix[i, i]
-        if true_positive == 0:
-            scores.append(0.0)
-            continue
-        precision = true_positive / matrix[:, i].sum()
-        recall = true_positive / matrix[i].sum()
-        scores.append(2 * precision * recall / (precision + recall))
-    return sum(scores) / len(scores)
 
 
 def score(metric, summed):
@@ -95,11 +80,21 @@ def score(metric, summed):
     if metric in ("accuracy", "macro_f1"):
         k = int(round(math.sqrt(len(summed))))
         matrix = np.asarray(summed).reshape(k, k)
-        return float(np.trace(matrix) / matrix.sum()) if metric == "accuracy" else _macro_f1(matrix)
+        if metric == "accuracy":
+            return float(np.trace(matrix) / matrix.sum())
+        from gpt_tf.evaluation.metrics import macro_f1_from_matrix
+
+        return float(macro_f1_from_matrix(matrix))
     if metric in ("bleu", "chrf"):
         stats = [int(round(v)) for v in summed]
         return float(_sacrebleu_metric(metric)._compute_score_from_stats(stats).score)
     raise ValueError(f"no resampling rule for metric '{metric}'")
+
+
+def verdict(ci95):
+    """`better` / `worse` when the whole interval is on one side of 0, else `within noise`."""
+    low, high = ci95
+    return "better" if low > 0 else "worse" if high < 0 else "within noise"
 
 
 def paired_bootstrap(metric, model_rows, baseline_rows, higher_is_better,
