@@ -29,6 +29,64 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 
 
+SPLITS = ("validation", "test")
+BOW = "bag-of-words LR (baseline)"
+
+
+def load_with_baselines(data):
+    """`(labels, texts, gold, predictions)` of a sentiment data set, with both baselines' predictions.
+
+    `texts` and `gold` map `train`, `validation`, `test` to lists;
+    `predictions` maps a method name to `{split: labels}` (the baselines so far).
+    """
+    from gpt_tf.evaluation import baselines
+    from gpt_tf.evaluation.report import load_task_data
+
+    splits = {s: load_task_data("sentiment", data, s, limit=0) for s in SPLITS}
+    train = splits["test"]["train"]
+    labels = sorted({e.label for e in train})
+    texts = {"train": [e.text for e in train],
+             **{s: [e.text for e in d["examples"]] for s, d in splits.items()}}
+    gold = {"train": [e.label for e in train],
+            **{s: [e.label for e in d["examples"]] for s, d in splits.items()}}
+    bow = baselines.BagOfWordsLogisticRegression().fit(texts["train"], gold["train"])
+    majority = baselines.MajorityClass().fit(gold["train"])
+    predictions = {BOW: {s: bow.predict(texts[s]) for s in SPLITS},
+                   "majority class (baseline)": {s: majority.predict(texts[s]) for s in SPLITS}}
+    return labels, texts, gold, predictions
+
+
+def compare_rows(predictions, gold, labels):
+    """One row per method: accuracy and macro-F1 per split, test margin over BoW with its 95% CI."""
+    from gpt_tf.evaluation import metrics, significance
+
+    bow_stats = significance.classification_statistics(
+        predictions[BOW]["test"], gold["test"], labels)["accuracy"]
+    rows = []
+    for method, by_split in predictions.items():
+        row = {"method": method}
+        for s in SPLITS:
+            row[f"{s}_accuracy"] = metrics.accuracy(by_split[s], gold[s])
+            row[f"{s}_macro_f1"] = metrics.macro_f1(by_split[s], gold[s], labels)
+        if "(baseline)" not in method:
+            stats = significance.classification_statistics(by_split["test"], gold["test"], labels)
+            row["test_margin_over_bow"] = significance.paired_bootstrap(
+                "accuracy", stats["accuracy"], bow_stats, higher_is_better=True)
+        rows.append(row)
+    return rows
+
+
+def print_rows(rows):
+    print(f"| {'method':42s} | val acc | test acc | test macro-F1 | test margin over BoW [95%] |")
+    print("|" + "---|" * 5)
+    for row in rows:
+        margin = row.get("test_margin_over_bow")
+        text = (f"{margin['improvement']:+.4f} [{margin['ci95'][0]:+.4f}, {margin['ci95'][1]:+.4f}]"
+                if margin else "")
+        print(f"| {row['method']:42s} | {row['validation_accuracy']:.4f} | "
+              f"{row['test_accuracy']:.4f} | {row['test_macro_f1']:.4f} | {text} |")
+
+
 def hidden_features(model, tokenizer, texts, sequence_length, batch_size=32):
     """`(last, mean)`: final hidden state at the prompt's last token, and its mean over the text."""
     import keras
@@ -91,26 +149,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from gpt_tf.clients import open_client
-    from gpt_tf.evaluation import baselines, metrics, significance
-    from gpt_tf.evaluation.report import load_task_data
     from gpt_tf.tasks.sentiment import classify
     from gpt_tf.training import load_model
 
     started = time.perf_counter()
-    splits = {s: load_task_data("sentiment", args.data, s, limit=0) for s in ("validation", "test")}
-    train = splits["test"]["train"]
-    labels = sorted({e.label for e in train})
-    texts = {"train": [e.text for e in train],
-             **{s: [e.text for e in d["examples"]] for s, d in splits.items()}}
-    gold = {"train": [e.label for e in train],
-            **{s: [e.label for e in d["examples"]] for s, d in splits.items()}}
+    labels, texts, gold, predictions = load_with_baselines(args.data)
+    splits = SPLITS
     y = {s: np.array([labels.index(g) for g in gold[s]]) for s in gold}
-
-    predictions = {}  # method -> split -> labels
-    bow = baselines.BagOfWordsLogisticRegression().fit(texts["train"], gold["train"])
-    predictions["bag-of-words LR (baseline)"] = {s: bow.predict(texts[s]) for s in splits}
-    majority = baselines.MajorityClass().fit(gold["train"])
-    predictions["majority class (baseline)"] = {s: majority.predict(texts[s]) for s in splits}
 
     client = open_client(args.run)
     predictions["app: label log-likelihood"] = {
@@ -132,30 +177,10 @@ def main(argv=None):
         predictions[f"probe on hidden states: {name}"] = {
             s: [labels[i] for i in probes[best].predict(x[s])] for s in splits}
 
-    bow_rows = significance.classification_statistics(
-        predictions["bag-of-words LR (baseline)"]["test"], gold["test"], labels)["accuracy"]
-    rows = []
-    for method, by_split in predictions.items():
-        row = {"method": method}
-        for s in splits:
-            row[f"{s}_accuracy"] = metrics.accuracy(by_split[s], gold[s])
-            row[f"{s}_macro_f1"] = metrics.macro_f1(by_split[s], gold[s], labels)
-        if "(baseline)" not in method:
-            stats = significance.classification_statistics(by_split["test"], gold["test"], labels)
-            row["test_margin_over_bow"] = significance.paired_bootstrap(
-                "accuracy", stats["accuracy"], bow_rows, higher_is_better=True)
-        rows.append(row)
-
+    rows = compare_rows(predictions, gold, labels)
     print(f"\n{args.run} on {args.data}: {len(texts['train'])} train, "
           f"{len(texts['validation'])} validation, {len(texts['test'])} test sentences\n")
-    print(f"| {'method':38s} | val acc | test acc | test macro-F1 | test margin over BoW [95%] |")
-    print("|" + "---|" * 5)
-    for row in rows:
-        margin = row.get("test_margin_over_bow")
-        text = (f"{margin['improvement']:+.4f} [{margin['ci95'][0]:+.4f}, {margin['ci95'][1]:+.4f}]"
-                if margin else "")
-        print(f"| {row['method']:38s} | {row['validation_accuracy']:.4f} | "
-              f"{row['test_accuracy']:.4f} | {row['test_macro_f1']:.4f} | {text} |")
+    print_rows(rows)
     result = {"run": args.run, "data": args.data, "labels": labels, "rows": rows,
               "probe_l2": chosen, "seconds": round(time.perf_counter() - started, 1)}
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
