@@ -14,12 +14,13 @@ Writes bench/results/prune.json. The arrays file comes from
 import argparse
 import gzip
 import io
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import write_json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -79,10 +80,7 @@ def main(argv=None):
         print(f"{r['measured_sparsity']:>8.2f} {r['task_loss']:>10.4f} "
               f"{r['task_loss'] / base['task_loss']:>8.3f} {r['text_loss']:>10.4f} "
               f"{r['text_loss'] / base['text_loss']:>8.3f} {r['weights_gzip_mb']:>8.2f}")
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as handle:
-        json.dump({"run": args.run, "windows": args.windows, "rows": rows}, handle, indent=2)
-    print(f"wrote {RESULTS}")
+    write_json(RESULTS, {"run": args.run, "windows": args.windows, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -12,6 +13,16 @@ RESULT_PREFIX = "RESULT "
 def peak_rss_mb():
     """Peak resident set size of this process, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def write_json(path, result):
+    """Writes a bench's result JSON (numpy numbers as floats), replacing the file atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(result, handle, indent=2, default=float)
+    os.replace(tmp, path)
+    print(f"\nwrote {path}")
 
 
 def torch_available():

@@ -15,7 +15,6 @@ paired-bootstrap interval. Writes bench/results/probe_sentiment.json.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,6 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+
+from common import write_json  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                        "probe_sentiment.json")
@@ -183,10 +184,7 @@ def main(argv=None):
     print_rows(rows)
     result = {"run": args.run, "data": args.data, "labels": labels, "rows": rows,
               "probe_l2": chosen, "seconds": round(time.perf_counter() - started, 1)}
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as handle:
-        json.dump(result, handle, indent=2, default=float)
-    print(f"\nwrote {RESULTS} ({result['seconds']} s)")
+    write_json(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ bench/results/qa_candidates.json.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import write_json  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                        "qa_candidates.json")
@@ -106,10 +107,7 @@ def main(argv=None):
     print(f"\nseconds: generate {seconds['generate']:.0f}, candidates {seconds['candidates']:.0f}")
     result = {"run": args.run, "data": args.data, "split": args.split, "questions": len(items),
               "rows": rows, "seconds": seconds}
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as handle:
-        json.dump(result, handle, indent=2)
-    print(f"wrote {RESULTS}")
+    write_json(RESULTS, result)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from probe_sentiment import SPLITS, compare_rows, load_with_baselines, print_rows  # noqa: E402
+from common import write_json  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "sentiment_finetune.json")
 VARIANTS = ("continue", "tweets", "channel")
@@ -143,10 +144,7 @@ def main(argv=None):
               "steps": {"continue": args.steps, "tweets": args.steps,
                         "channel": args.channel_steps},
               "finetune_seconds": seconds, "seconds": round(time.perf_counter() - started, 1)}
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w") as handle:
-        json.dump(result, handle, indent=2, default=float)
-    print(f"\nwrote {RESULTS} ({result['seconds']} s)")
+    write_json(RESULTS, result)
 
 
 if __name__ == "__main__":
