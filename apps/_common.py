@@ -58,7 +58,11 @@ def read_texts(values, what="text"):
         return list(values)
     if sys.stdin.isatty():
         raise UserError(f"give the {what} as arguments or on stdin (one per line)")
-    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise UserError(f"stdin held no {what} (it was empty or blank); give the {what} as "
+                        "arguments or on stdin (one per line)")
+    return texts
 
 
 def run(prog, main, argv=None):

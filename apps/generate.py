@@ -25,6 +25,7 @@ def generate(prompts, model=None, max_new_tokens=64, temperature=0.8, top_k=40, 
 
 
 def main(argv=None):
+    from gpt_tf.clients.base import check_sampling, check_sampling_values, check_seed, check_texts
     from gpt_tf.tasks.generate import generate as generate_texts
 
     parser = base_parser("generate", "Continue prompts with a gpt-tf model.")
@@ -38,7 +39,13 @@ def main(argv=None):
     parser.add_argument("--no-stream", action="store_true", help="print when done")
     args = parser.parse_args(argv)
     prompts = read_texts(args.prompt, "prompt")
+    # Bad settings fail before the model loads, and before the prompt is echoed.
+    check_texts(prompts)
+    check_sampling_values(args.temperature, args.top_k, args.top_p, args.repetition_penalty)
+    check_seed(args.seed)
     client = client_from_args(args)
+    check_sampling(args.max_new_tokens, client.max_new_tokens_limit, args.temperature,
+                   args.top_k, args.top_p, args.repetition_penalty)
     stream = None
     if len(prompts) == 1 and not args.no_stream and not args.json:
         sys.stdout.write(prompts[0])

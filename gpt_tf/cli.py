@@ -132,7 +132,7 @@ def _load_config(args, overrides):
         if not os.path.isfile(args.config):
             raise UserError(f"config file '{args.config}' not found")
         with open(args.config) as handle:
-            config = RunConfig.from_json(handle.read())
+            config = RunConfig.from_json(handle.read(), source=args.config)
     else:
         config = preset(args.preset)
     return apply_overrides(config, overrides)

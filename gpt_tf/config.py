@@ -163,11 +163,14 @@ class RunConfig:
         return validate(cls(**sections))
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text, source=None):
+        """A config from JSON text; `source` (a file name) names it in errors."""
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:
-            raise UserError(f"config is not valid JSON: {error}") from None
+            where = f"config file '{source}'" if source else "config"
+            raise UserError(f"{where} is not valid JSON ({error}); fix it or recreate the "
+                            "run") from None
         return cls.from_dict(values)
 
 

@@ -9,7 +9,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from gpt_tf.errors import UserError
+from gpt_tf.clients.base import check_sampling_values
 
 _NEG_INF = -1e9
 
@@ -32,14 +32,7 @@ class Sampler:
     repetition_penalty: float = 1.0
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise UserError(f"temperature must be >= 0 (got {self.temperature}); 0 is greedy")
-        if self.top_k < 0:
-            raise UserError(f"top_k must be >= 0 (got {self.top_k}); 0 turns it off")
-        if not 0.0 < self.top_p <= 1.0:
-            raise UserError(f"top_p must be in (0, 1] (got {self.top_p}); 1 turns it off")
-        if self.repetition_penalty <= 0:
-            raise UserError(f"repetition_penalty must be > 0 (got {self.repetition_penalty})")
+        check_sampling_values(self.temperature, self.top_k, self.top_p, self.repetition_penalty)
 
     @property
     def greedy(self):

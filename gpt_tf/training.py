@@ -76,8 +76,9 @@ def load_run_config(run_dir):
     if not is_run_dir(run_dir):
         raise UserError(f"'{run_dir}' is not a run directory (no {CONFIG_FILE}); "
                         "create one with `gpt-tf train --data ... --run-dir DIR`")
-    with open(os.path.join(run_dir, CONFIG_FILE)) as handle:
-        return RunConfig.from_json(handle.read())
+    path = os.path.join(run_dir, CONFIG_FILE)
+    with open(path) as handle:
+        return RunConfig.from_json(handle.read(), source=path)
 
 
 def load_split(run_dir):

@@ -1,5 +1,6 @@
 """The client interface on the Keras backend, the task logic, the app CLIs, bad input."""
 
+import io
 import json
 import os
 import re
@@ -114,7 +115,9 @@ def test_score_is_the_log_likelihood_of_the_continuation(client, trained_run):
     ({"max_new_tokens": 0}, "max_new_tokens"),
     ({"max_new_tokens": 10_000}, "max_new_tokens"),
     ({"temperature": -1.0}, "temperature"),
+    ({"temperature": float("nan")}, "temperature"),
     ({"top_p": 0.0}, "top_p"),
+    ({"seed": 2 ** 40}, "seed"),
 ])
 def test_bad_sampling_settings_are_refused(client, kwargs, message):
     with pytest.raises(UserError, match=message):
@@ -151,6 +154,13 @@ def test_the_tasks_run_on_the_keras_backend(client):
     (lambda c: answer(c, "text", " "), "question is empty"),
     (lambda c: answer(c, "some text", "why " * 40, max_answer_tokens=4), "too long"),
     (lambda c: c.generate([3]), "not a string"),
+    # Undecodable bytes from stdin or argv arrive as lone surrogates.
+    (lambda c: classify(c, "ab\udcffcd"), "not valid UTF-8"),
+    (lambda c: c.generate(["ab\udcffcd"]), "not valid UTF-8"),
+    (lambda c: classify(c, "x", labels=["", "good"]), "empty or blank"),
+    (lambda c: answer(c, "some text", "why?", doc_stride=0), "doc_stride"),
+    (lambda c: answer(c, "some text", "why?", max_answer_tokens=0), "max_answer_tokens"),
+    (lambda c: answer(c, "some text", "why?", max_answer_tokens=10_000), "max_answer_tokens"),
 ])
 def test_bad_task_input_is_a_clear_error(client, call, message):
     with pytest.raises(UserError, match=message):
@@ -275,20 +285,29 @@ def test_the_app_clis_answer_and_print(trained_run, capsys):
     ("sentiment", ["--model", "MISSING", "good"], "does not exist"),
     ("qa", ["--context", "x", "--question", ""], "question is empty"),
     ("generate", ["--max-new-tokens", "0", "hi"], "max_new_tokens"),
+    ("generate", ["--temperature", "nan", "hi"], "temperature"),
+    ("generate", ["--seed", str(2 ** 40), "hi"], "seed"),
+    ("sentiment", ["STDIN:  \n\n"], "stdin held no text"),
+    ("generate", ["STDIN:"], "stdin held no prompt"),
 ])
-def test_app_user_errors_print_one_line_and_exit_2(trained_run, capsys, tmp_path, module, argv,
-                                                   message):
+def test_app_user_errors_print_one_line_and_exit_2(trained_run, capsys, monkeypatch, tmp_path,
+                                                   module, argv, message):
     import importlib
 
     from apps._common import run
 
     app = importlib.import_module(f"apps.{module}")
+    argv = list(argv)
+    if argv and argv[0].startswith("STDIN:"):
+        monkeypatch.setattr("sys.stdin", io.StringIO(argv.pop(0)[len("STDIN:"):]))
     argv = [str(tmp_path / "missing") if a == "MISSING" else a for a in argv]
     if "--model" not in argv:
         argv = ["--model", trained_run["run_dir"], "--no-xla"] + argv
     assert run(f"apps.{module}", app.main, argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"apps.{module}: error:") and message in err[0]
+    assert captured.out == ""  # nothing echoed before the error
 
 
 def test_the_default_model_is_the_shipped_one(monkeypatch, tmp_path):

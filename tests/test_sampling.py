@@ -50,7 +50,10 @@ def test_repetition_penalty_lowers_seen_tokens():
 
 
 @pytest.mark.parametrize("kwargs", [dict(temperature=-1), dict(top_k=-2), dict(top_p=0.0),
-                                    dict(top_p=1.5), dict(repetition_penalty=0)])
+                                    dict(top_p=1.5), dict(repetition_penalty=0),
+                                    dict(temperature=float("nan")),
+                                    dict(temperature=float("inf")),
+                                    dict(repetition_penalty=float("nan"))])
 def test_invalid_settings(kwargs):
     with pytest.raises(UserError):
         Sampler(**kwargs)

@@ -391,5 +391,8 @@ def test_serve_cli_user_errors(tmp_path, capsys):
     assert main(["serve", "--model_base_path", str(tmp_path / "missing")]) == 2
     (tmp_path / "bad.config").write_text("model_config_list { config { name: ")
     assert main(["serve", "--model_config_file", str(tmp_path / "bad.config")]) == 2
+    # Checked before any model loads: 99999 used to end in an OverflowError traceback.
+    assert main(["serve", "--model_base_path", str(tmp_path), "--rest_api_port", "99999"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert len(lines) == 2 and all(line.startswith("gpt-tf: error:") for line in lines)
+    assert len(lines) == 3 and all(line.startswith("gpt-tf: error:") for line in lines)
+    assert "--rest_api_port must be in [0, 65535]" in lines[2]

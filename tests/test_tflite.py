@@ -366,6 +366,13 @@ def test_export_cli_refuses_to_overwrite(exports, run, capsys):
     parent, name = os.path.split(exports["none"])
     assert main(["export", "tflite", run["run_dir"], "--name", name, "--output-dir",
                  parent]) == 2
+    # An --output-dir that is a file is refused before the conversion, not after it.
+    a_file = os.path.join(parent, "a-file")
+    with open(a_file, "w") as handle:
+        handle.write("x")
+    assert main(["export", "tflite", run["run_dir"], "--name", "x", "--output-dir", a_file]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    os.remove(a_file)
     with pytest.raises(SystemExit) as exit_info:
         main(["export", "tflite", run["run_dir"], "--name", "x", "--output-dir", parent,
               "--quantize", "int4"])

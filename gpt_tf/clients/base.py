@@ -1,6 +1,7 @@
 """The one client interface the apps and the evaluation use, whatever the backend."""
 
 import dataclasses
+import math
 
 from gpt_tf.errors import UserError
 
@@ -29,14 +30,29 @@ def check_sampling(max_new_tokens, limit, temperature, top_k, top_p, repetition_
     if not 1 <= max_new_tokens <= limit:
         raise UserError(f"max_new_tokens must be in [1, {limit}] for this model "
                         f"(got {max_new_tokens})")
-    if temperature < 0:
-        raise UserError(f"temperature must be >= 0 (got {temperature}); 0 is greedy")
+    check_sampling_values(temperature, top_k, top_p, repetition_penalty)
+
+
+def check_sampling_values(temperature, top_k, top_p, repetition_penalty):
+    """Raises `UserError` for sampling values no sampler accepts (NaN and infinity included)."""
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise UserError(f"temperature must be a finite number >= 0 (got {temperature}); "
+                        "0 is greedy")
     if top_k < 0:
         raise UserError(f"top_k must be >= 0 (got {top_k}); 0 turns it off")
     if not 0.0 < top_p <= 1.0:
         raise UserError(f"top_p must be in (0, 1] (got {top_p}); 1 turns it off")
-    if repetition_penalty <= 0:
-        raise UserError(f"repetition_penalty must be > 0 (got {repetition_penalty})")
+    if not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
+        raise UserError(f"repetition_penalty must be a finite number > 0 "
+                        f"(got {repetition_penalty})")
+
+
+def check_seed(seed):
+    """Raises `UserError` unless `seed` is an integer that fits every backend (int32)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"seed must be an integer (got {seed!r})")
+    if not -2**31 <= seed < 2**31:
+        raise UserError(f"seed must be in [{-2**31}, {2**31 - 1}] (got {seed})")
 
 
 def check_texts(texts, what="prompts", allow_empty=True):
@@ -52,6 +68,13 @@ def check_texts(texts, what="prompts", allow_empty=True):
             raise UserError(f"{what}[{number}] is {type(text).__name__}, not a string")
         if not allow_empty and not text.strip():
             raise UserError(f"{what}[{number}] is empty; give some text")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            # Undecodable input bytes arrive as lone surrogates (surrogateescape).
+            raise UserError(f"{what}[{number}] is not valid UTF-8 text (an undecodable byte at "
+                            f"character {error.start}); convert it to UTF-8 first, e.g. "
+                            "`iconv -f latin1 -t utf-8`") from None
     return texts
 
 
@@ -103,6 +126,7 @@ class Client:
                        repetition_penalty)
         if not prompts:
             return []
+        check_seed(seed)
         return self._generate(prompts, max_new_tokens, float(temperature), int(top_k),
                               float(top_p), float(repetition_penalty), int(seed), stream)
 

@@ -165,11 +165,13 @@ def export_tflite(model, tokenizer, output_dir, quantize="none", max_length=None
     if os.path.exists(output_dir) and not overwrite:
         raise UserError(f"'{output_dir}' already exists; pass --overwrite or choose another "
                         "--name")
+    parent = os.path.dirname(output_dir)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise UserError(f"'{parent}' is a file, not a folder; choose another --output-dir")
     if tokenizer.vocab_size != model.backbone.vocab_size:
         raise UserError("the tokenizer and the model disagree on the vocabulary size")
     flatbuffer, graph = convert_to_tflite(model, quantize, max_length)
     check_tflite_model(flatbuffer, model, quantize)
-    parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
     try:

@@ -75,6 +75,9 @@ def build_server(args):
     from gpt_tf.serving.models import ModelManager, ModelSpec, specs_from_config_file
     from gpt_tf.serving.server import METRICS_PATH, ModelServer, ServerOptions
 
+    if not 0 <= args.rest_api_port <= 65535:
+        raise UserError(f"--rest_api_port must be in [0, 65535] (got {args.rest_api_port}); "
+                        "0 picks a free port")
     if args.model_config_file:
         specs = specs_from_config_file(args.model_config_file)
     else:

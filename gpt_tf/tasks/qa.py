@@ -25,13 +25,17 @@ _BATCH = 16
 def qa_settings(client, max_answer_tokens=None, doc_stride=None):
     """`(max_answer_tokens, doc_stride)`: the arguments, else the model's card, else defaults."""
     info = ((client.task_card or {}).get("tasks") or {}).get("qa") or {}
+    for value, name in ((max_answer_tokens, "max_answer_tokens"), (doc_stride, "doc_stride")):
+        if value is not None and int(value) < 1:
+            raise UserError(f"{name} must be >= 1 (got {value}); leave it out for the default")
     max_answer = int(max_answer_tokens or info.get("max_answer_tokens")
                      or DEFAULT_MAX_ANSWER_TOKENS)
     stride = int(doc_stride or info.get("doc_stride") or DEFAULT_DOC_STRIDE)
-    max_answer = max(1, min(max_answer, client.max_new_tokens_limit))
-    if stride < 1:
-        raise UserError(f"doc_stride must be >= 1 (got {stride})")
-    return max_answer, stride
+    limit = client.max_new_tokens_limit
+    if max_answer_tokens is not None and int(max_answer_tokens) > limit:
+        raise UserError(f"max_answer_tokens must be at most {limit} for this model "
+                        f"(got {max_answer_tokens})")
+    return max(1, min(max_answer, limit)), stride
 
 
 # A generated answer that is in no window is matched to the most similar run of

@@ -20,6 +20,8 @@ def model_labels(client, labels=None):
     """The labels to score: the argument, else the model's card, else negative/positive."""
     if labels:
         labels = [str(label) for label in labels]
+        if not all(label.strip() for label in labels):
+            raise UserError("labels must not be empty or blank")
         if len(set(labels)) < 2:
             raise UserError("give at least two distinct labels")
         return labels
