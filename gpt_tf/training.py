@@ -659,8 +659,10 @@ def load_model(run_dir, checkpoint="final"):
         try:
             model = keras.saving.load_model(final)
         except Exception as error:  # a corrupt zip raises many types
-            raise UserError(f"'{final}' is unreadable ({type(error).__name__}); "
-                            "retrain or use --checkpoint latest") from None
+            raise UserError(f"'{final}' is unreadable ({type(error).__name__}); restore it "
+                            "(git checkout or a re-export), retrain, or load the run's latest "
+                            "checkpoint instead (`--checkpoint latest` of gpt-tf generate / "
+                            "evaluate, checkpoint='latest' in Python)") from None
         return model, tokenizer, config
     model = GPTCausalLM.from_model_config(config.model)
     directory = os.path.join(run_dir, "best" if checkpoint == "best" else "checkpoints")

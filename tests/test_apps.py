@@ -58,6 +58,19 @@ def test_a_target_of_the_wrong_kind_is_a_clear_error(tmp_path, make, message):
         open_client(make(tmp_path))
 
 
+def test_a_corrupt_model_file_is_a_clear_error(trained_run, tmp_path):
+    import shutil
+
+    from gpt_tf.training import load_model
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run["run_dir"], run_dir,
+                    ignore=shutil.ignore_patterns("checkpoints", "best", "logs"))
+    (run_dir / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UserError, match="model.keras' is unreadable .*checkpoint='latest'"):
+        load_model(str(run_dir))
+
+
 def test_an_unreachable_server_is_a_clear_error():
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
