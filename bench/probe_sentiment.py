@@ -155,12 +155,11 @@ def main(argv=None):
 
     started = time.perf_counter()
     labels, texts, gold, predictions = load_with_baselines(args.data)
-    splits = SPLITS
     y = {s: np.array([labels.index(g) for g in gold[s]]) for s in gold}
 
     client = open_client(args.run)
     predictions["app: label log-likelihood"] = {
-        s: [r["label"] for r in classify(client, texts[s], labels=labels)] for s in splits}
+        s: [r["label"] for r in classify(client, texts[s], labels=labels)] for s in SPLITS}
     client.close()
 
     model, tokenizer, config = load_model(args.run)
@@ -176,7 +175,7 @@ def main(argv=None):
         best = max(L2_GRID, key=lambda l2: (validation[l2], -l2))
         chosen[name] = {"l2": best, "validation_by_l2": validation}
         predictions[f"probe on hidden states: {name}"] = {
-            s: [labels[i] for i in probes[best].predict(x[s])] for s in splits}
+            s: [labels[i] for i in probes[best].predict(x[s])] for s in SPLITS}
 
     rows = compare_rows(predictions, gold, labels)
     print(f"\n{args.run} on {args.data}: {len(texts['train'])} train, "

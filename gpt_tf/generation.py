@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from gpt_tf.clients.base import check_seed
 from gpt_tf.errors import UserError
 from gpt_tf.sampling import Sampler
 
@@ -145,6 +146,7 @@ class Generator:
             raise UserError(
                 f"max_new_tokens ({max_new_tokens}) must be below the context window "
                 f"({self.sequence_length})")
+        check_seed(seed)
         prompts = [list(p) for p in prompts]
         truncated = []
         for i, prompt in enumerate(prompts):

@@ -80,3 +80,5 @@ def test_bad_requests(generator):
         generator.generate([[]], 4)
     with pytest.raises(UserError, match="outside"):
         generator.generate([[2, 9999]], 4)
+    with pytest.raises(UserError, match="seed must be in"):  # used to be a TF conversion error
+        generator.generate(PROMPTS, 4, seed=2 ** 40)

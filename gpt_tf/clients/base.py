@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import numbers
 
 from gpt_tf.errors import UserError
 
@@ -49,7 +50,7 @@ def check_sampling_values(temperature, top_k, top_p, repetition_penalty):
 
 def check_seed(seed):
     """Raises `UserError` unless `seed` is an integer that fits every backend (int32)."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise UserError(f"seed must be an integer (got {seed!r})")
     if not -2**31 <= seed < 2**31:
         raise UserError(f"seed must be in [{-2**31}, {2**31 - 1}] (got {seed})")
@@ -124,9 +125,9 @@ class Client:
         prompts = check_texts(prompts)
         check_sampling(max_new_tokens, self.max_new_tokens_limit, temperature, top_k, top_p,
                        repetition_penalty)
+        check_seed(seed)
         if not prompts:
             return []
-        check_seed(seed)
         return self._generate(prompts, max_new_tokens, float(temperature), int(top_k),
                               float(top_p), float(repetition_penalty), int(seed), stream)
 
