@@ -393,6 +393,12 @@ def test_serve_cli_user_errors(tmp_path, capsys):
     assert main(["serve", "--model_config_file", str(tmp_path / "bad.config")]) == 2
     # Checked before any model loads: 99999 used to end in an OverflowError traceback.
     assert main(["serve", "--model_base_path", str(tmp_path), "--rest_api_port", "99999"]) == 2
+    # A version folder given as the base path: TF Serving would poll it forever.
+    version = tmp_path / "model" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    assert main(["serve", "--model_base_path", str(version), "--rest_api_port", "0"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert len(lines) == 3 and all(line.startswith("gpt-tf: error:") for line in lines)
+    assert len(lines) == 4 and all(line.startswith("gpt-tf: error:") for line in lines)
     assert "--rest_api_port must be in [0, 65535]" in lines[2]
+    assert "is itself a SavedModel" in lines[3] and str(tmp_path / "model") in lines[3]

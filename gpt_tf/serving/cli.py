@@ -83,6 +83,13 @@ def build_server(args):
     else:
         if not os.path.isdir(args.model_base_path):
             raise UserError(f"--model_base_path '{args.model_base_path}' is not a directory")
+        if os.path.isfile(os.path.join(args.model_base_path, "saved_model.pb")):
+            # TF Serving would poll this forever: it only loads integer version folders.
+            raise UserError(
+                f"--model_base_path '{args.model_base_path}' is itself a SavedModel; give the "
+                f"folder above it, whose integer subfolders are the versions "
+                f"(BASE/1/saved_model.pb), e.g. --model_base_path "
+                f"'{os.path.dirname(os.path.abspath(args.model_base_path))}'")
         specs = [ModelSpec(args.model_name, os.path.abspath(args.model_base_path))]
     for value, flag in ((args.max_concurrent_requests, "--max_concurrent_requests"),
                         (args.max_body_bytes, "--max_body_bytes"),
@@ -120,8 +127,16 @@ def cmd_serve(args):
         status = server.manager.status(name) if server.manager.states.get(name) else None
         versions = [s["version"] + ":" + s["state"] for s in (status or {}).get(
             "model_version_status", [])]
-        print(f"model {name}: {', '.join(versions) or 'no versions yet (polling)'}",
-              file=sys.stderr)
+        if versions:
+            print(f"model {name}: {', '.join(versions)}", file=sys.stderr)
+        else:
+            spec = server.manager.specs[name]
+            print(f"model {name}: no versions yet under '{spec.base_path}' (a version is an "
+                  f"integer folder holding saved_model.pb, e.g. {spec.base_path}/1); " + (
+                      f"polling every {args.file_system_poll_wait_seconds:g} s"
+                      if args.file_system_poll_wait_seconds > 0 else
+                      "not polling (--file_system_poll_wait_seconds 0): add one and restart"),
+                  file=sys.stderr)
     grpc = f", gRPC on port {server.grpc_port}" if server.grpc_port else ""
     print(f"serving REST on {server.url}{grpc} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
