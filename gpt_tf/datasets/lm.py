@@ -40,6 +40,14 @@ BBC_SPLIT_RULE = (
     "10% are test, the 10% before them validation, the rest train (after de-duplication)."
 )
 
+# Whole reviews, stratified by label in a fixed hash order (see `splits.stratified_split`).
+REVIEWS_HELD_OUT = {"validation": 0.05, "test": 0.05}
+REVIEWS_SPLIT_RULE = (
+    "By whole review, stratified by the review's label: within each label, reviews are ordered by a "
+    "sha256 hash of their normalised text; the first 5% are test, the next 5% validation, the rest "
+    "train. No review of any split holds a sentence of sentiment-en's validation or test split."
+)
+
 LM_CLEANING = [
     "Unicode NFC; line endings normalised to \\n; trailing spaces removed",
     "runs of 3 or more newlines collapsed to one blank line; one final newline",

