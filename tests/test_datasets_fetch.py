@@ -108,6 +108,19 @@ def test_fetch_is_skipped_when_present_and_repeated_with_force(tmp_path, wheel):
     assert calls == ["demo", "demo", "demo"] and (target / "demo/data/skip.bin").is_file()
     fetch_package(wider, tmp_path, counting)
     assert len(calls) == 3
+    # A widened pattern fetches again too (the old members would still match it).
+    widened = PackagePin(pin.name, pin.version, pin.filename, pin.sha256, ("demo/data/*",),
+                         pin.size, pin.license)
+    fetch_package(widened, tmp_path, counting)
+    fetch_package(widened, tmp_path, counting)
+    assert len(calls) == 4
+    # A record from before the patterns were kept is judged by its members.
+    marker = tmp_path / "raw" / "demo-1.0" / FETCH_MARKER
+    record = json.loads(marker.read_text())
+    del record["patterns"]
+    marker.write_text(json.dumps(record))
+    fetch_package(widened, tmp_path, counting)
+    assert len(calls) == 4
 
 
 def test_sha256_mismatch_is_a_user_error_and_leaves_nothing(tmp_path, wheel):

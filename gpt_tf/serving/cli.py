@@ -69,6 +69,22 @@ def _monitoring_path(path):
     return match.group(1) if match else METRICS_PATH
 
 
+def _check_not_a_version(spec):
+    """A SavedModel given as a base path: TF Serving would poll it forever, loading nothing."""
+    from gpt_tf.errors import UserError
+    from gpt_tf.serving.models import VERSION_DIR
+
+    path = spec.base_path
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return
+    name = os.path.basename(os.path.normpath(path))
+    fix = (f"give the folder above it, '{os.path.dirname(os.path.normpath(path))}'"
+           if VERSION_DIR.match(name) else
+           f"move it into a version folder (e.g. '{path}/1') and give '{path}'")
+    raise UserError(f"model {spec.name}: base path '{path}' is itself a SavedModel, but a base "
+                    f"path holds versions (BASE/1/saved_model.pb); {fix}")
+
+
 def build_server(args):
     """`ModelServer` from parsed `gpt-tf serve` arguments (models polled once)."""
     from gpt_tf.errors import UserError
@@ -83,14 +99,9 @@ def build_server(args):
     else:
         if not os.path.isdir(args.model_base_path):
             raise UserError(f"--model_base_path '{args.model_base_path}' is not a directory")
-        if os.path.isfile(os.path.join(args.model_base_path, "saved_model.pb")):
-            # TF Serving would poll this forever: it only loads integer version folders.
-            raise UserError(
-                f"--model_base_path '{args.model_base_path}' is itself a SavedModel; give the "
-                f"folder above it, whose integer subfolders are the versions "
-                f"(BASE/1/saved_model.pb), e.g. --model_base_path "
-                f"'{os.path.dirname(os.path.abspath(args.model_base_path))}'")
         specs = [ModelSpec(args.model_name, os.path.abspath(args.model_base_path))]
+    for spec in specs:
+        _check_not_a_version(spec)
     for value, flag in ((args.max_concurrent_requests, "--max_concurrent_requests"),
                         (args.max_body_bytes, "--max_body_bytes"),
                         (args.max_batch_size, "--max_batch_size"),
@@ -130,9 +141,11 @@ def cmd_serve(args):
         if versions:
             print(f"model {name}: {', '.join(versions)}", file=sys.stderr)
         else:
-            spec = server.manager.specs[name]
-            print(f"model {name}: no versions yet under '{spec.base_path}' (a version is an "
-                  f"integer folder holding saved_model.pb, e.g. {spec.base_path}/1); " + (
+            base = getattr(server.manager.specs.get(name), "base_path", "BASE")
+            manifest = (" and SHA256SUMS (written by `gpt-tf export`; or pass "
+                        "--require_manifest=false)" if args.require_manifest else "")
+            print(f"model {name}: no versions yet under '{base}' (a version is a positive "
+                  f"integer folder, e.g. {base}/1, holding saved_model.pb{manifest}); " + (
                       f"polling every {args.file_system_poll_wait_seconds:g} s"
                       if args.file_system_poll_wait_seconds > 0 else
                       "not polling (--file_system_poll_wait_seconds 0): add one and restart"),

@@ -28,7 +28,8 @@ from gpt_tf.serving.errors import bad_request, not_found
 
 log = logging.getLogger("gpt_tf.serving")
 
-_VERSION_DIR = re.compile(r"^[1-9][0-9]{0,17}$")
+# A version folder: a positive integer, as TF Serving reads them.
+VERSION_DIR = re.compile(r"^[1-9][0-9]{0,17}$")
 _DTYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8",
            7: "string", 9: "int64", 10: "bool", 14: "bfloat16", 19: "float16"}
 
@@ -211,7 +212,7 @@ class ModelManager:
         versions = []
         for entry in entries:
             path = os.path.join(spec.base_path, entry)
-            if not _VERSION_DIR.match(entry) or not os.path.isdir(path):
+            if not VERSION_DIR.match(entry) or not os.path.isdir(path):
                 continue
             if not os.path.isfile(os.path.join(path, "saved_model.pb")):
                 continue  # still being copied
