@@ -335,8 +335,11 @@ def validate(config):
     if t.learning_rate <= 0:
         problems.append(f"train.learning_rate must be > 0 (got {t.learning_rate})")
     if t.min_learning_rate < 0 or t.min_learning_rate > t.learning_rate:
+        # Typical when a fine-tune lowers learning_rate below the floor its base run set.
         problems.append(
-            f"train.min_learning_rate must be in [0, learning_rate] (got {t.min_learning_rate})"
+            f"train.min_learning_rate must be in [0, learning_rate={t.learning_rate:g}] "
+            f"(got {t.min_learning_rate:g}); lower it too, e.g. "
+            f"--train.min_learning_rate={max(t.learning_rate, 0) / 10:g}"
         )
     if t.warmup_steps < 0 or t.eval_steps < 0 or t.clip_norm < 0 or t.weight_decay < 0:
         problems.append("train.warmup_steps, eval_steps, clip_norm and weight_decay must be >= 0")

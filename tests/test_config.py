@@ -50,6 +50,11 @@ def test_validation_reports_inconsistent_values():
         apply_overrides(preset("nano"), {"model.hidden_dim": 30, "model.num_heads": 4})
     with pytest.raises(UserError, match="dropout"):
         apply_overrides(preset("nano"), {"model.dropout": 1.5})
+    # A fine-tune's learning rate below the floor it inherits: the error names the fix.
+    with pytest.raises(UserError, match=r"learning_rate=5e-05\] \(got 0\.0001\); lower it too, "
+                                        r"e\.g\. --train\.min_learning_rate=5e-06"):
+        apply_overrides(preset("nano"), {"train.learning_rate": 5e-5,
+                                         "train.min_learning_rate": 1e-4})
 
 
 def test_from_dict_rejects_unknown_keys_and_wrong_types():
