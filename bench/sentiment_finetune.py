@@ -69,8 +69,8 @@ def training_files(work, texts, gold):
     rng.shuffle(mixed)
     files = {"continue": ("sentiment", "sentiment-en"),
              "tweets": ("sentiment", os.path.join(work, "own+tweets.jsonl")),
-             "channel": ("translate", os.path.join(work, "channel.tsv")),
-             "reviews": ("sentiment", "sentiment-en")}
+             "channel": ("translate", os.path.join(work, "channel.tsv"))}
+    files["reviews"] = files["continue"]  # the same fine-tuning, from the adapted weights
     _write_jsonl(files["tweets"][1], mixed)
     with open(files["channel"][1], "w", encoding="utf-8") as handle:
         for text, label in own:

@@ -200,9 +200,10 @@ def build_lm_en_reviews(sources, out_dir, progress):
         else:
             kept.append((sentiment.clean_text(text), label))
     unique, stats = dedupe_labelled(kept)
+    duplicates = stats["duplicates"] + stats["conflicting_rows"]
     progress(
         f"read {len(reviews):,} reviews; {leaking} holding a held-out sentiment-en sentence and "
-        f"{stats['duplicates'] + stats['conflicting_rows']} duplicates dropped"
+        f"{duplicates} duplicates dropped"
     )
     splits = {
         split: [
@@ -221,7 +222,7 @@ def build_lm_en_reviews(sources, out_dir, progress):
             "sentences joined by single spaces into one paragraph, as sentiment-en writes its sentences",
             f"{leaking} review(s) dropped that hold a sentence of sentiment-en's validation or test "
             "split anywhere in their text (case/space/URL-insensitive, on word boundaries); "
-            f"{stats['duplicates'] + stats['conflicting_rows']} duplicate review(s) dropped",
+            f"{duplicates} duplicate review(s) dropped",
         ]
         + lm.LM_CLEANING,
         "notes": [
