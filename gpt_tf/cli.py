@@ -185,9 +185,11 @@ class ConsoleProgress:
                 self._line(text)
         elif kind == "eval":
             bpb = info.get("validation_bits_per_byte")
+            accuracies = "".join(f" {key[len('validation_'):]} {value:.4f}"
+                                 for key, value in info.items() if key.endswith("_accuracy"))
             self._line(f"eval step {info['step']}: validation loss {info['validation_loss']:.4f} "
                        f"ppl {info['validation_perplexity']:.2f}"
-                       + (f" bpb {bpb:.4f}" if bpb is not None else ""))
+                       + (f" bpb {bpb:.4f}" if bpb is not None else "") + accuracies)
         elif kind == "sample" and not self.quiet:
             for text in info["texts"]:
                 self._line(f"sample step {info['step']}: {text!r}")

@@ -67,6 +67,10 @@ class DataConfig:
     tokenizer_model_type: str = "bpe"
 
 
+# `train.best_metric` values (gpt_tf.training.ANSWER_TASKS accuracies, or the loss).
+BEST_METRICS = ("loss", "translate_accuracy", "qa_accuracy", "sentiment_accuracy")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and bookkeeping.
@@ -94,7 +98,12 @@ class TrainConfig:
             dynamic loss scaling; meant for GPUs, CPUs emulate it slowly).
         gradient_accumulation: micro-batches summed per optimizer step.
         early_stopping_patience: stop after this many evaluations without a
-            better validation loss (0: never).
+            better `best_metric` (0: never).
+        best_metric: what picks the `best` checkpoint and drives early
+            stopping: `loss` (the validation loss) or, for a fine-tuning run,
+            `translate_accuracy`, `qa_accuracy` or `sentiment_accuracy` (the
+            share of that task's validation answers the model predicts
+            exactly, token by token; for sentiment, the label).
         peak_tflops: accelerator peak used for MFU (0: MFU not logged).
         sample_every: steps between generated text samples in TensorBoard
             (0: off).
@@ -125,6 +134,7 @@ class TrainConfig:
     mixed_precision: str = "float32"
     gradient_accumulation: int = 1
     early_stopping_patience: int = 0
+    best_metric: str = "loss"
     peak_tflops: float = 0.0
     sample_every: int = 0
     profile_steps: str = ""
@@ -352,6 +362,9 @@ def validate(config):
     if t.early_stopping_patience < 0 or t.peak_tflops < 0 or t.sample_every < 0 or t.lora_rank < 0:
         problems.append("train.early_stopping_patience, peak_tflops, sample_every and lora_rank "
                         "must be >= 0")
+    if t.best_metric not in BEST_METRICS:
+        problems.append(f"train.best_metric must be one of {', '.join(BEST_METRICS)} "
+                        f"(got '{t.best_metric}')")
     if t.profile_steps:
         parts = t.profile_steps.split(",")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or \

@@ -241,6 +241,11 @@ def train_on_arrays(arrays, model_config, pretrain_config, finetune_configs, sav
 
     from gpt_tf.models import GPTCausalLM
 
+    for config in (pretrain_config, *finetune_configs):
+        if config.best_metric != "loss":
+            raise UserError(f"the portable trainer selects by validation loss only (got "
+                            f"train.best_metric={config.best_metric}); use `gpt-tf finetune` "
+                            "for an accuracy-selected run")
     keras.utils.set_random_seed(pretrain_config.seed)
     length = model_config.sequence_length
     model = GPTCausalLM.from_model_config(model_config)

@@ -30,11 +30,13 @@ from gpt_tf.config import RunConfig, apply_overrides
 from gpt_tf.distribute import is_chief, make_strategy
 from gpt_tf.errors import UserError
 from gpt_tf.models import GPTCausalLM
-from gpt_tf.optimizer import make_optimizer
+from gpt_tf.optimizer import WarmupCosine, make_optimizer
 from gpt_tf.textfiles import atomic_directory, resolve_text_files
 from gpt_tf.tokenizer import MODEL_FILE, Tokenizer, train_tokenizer
 
 CONFIG_FILE = "config.json"
+# Fine-tuning tasks whose validation answers are scored (see `evaluate_totals`).
+ANSWER_TASKS = ("translate", "qa", "sentiment")
 SPLIT_FILE = "data_split.json"
 MODEL_KERAS = "model.keras"
 HISTORY_FILE = "history.jsonl"
@@ -110,6 +112,42 @@ def _datasets(split, tokenizer, config, input_context=None, per_replica=None, sk
                     shuffle_buffer=config.data.shuffle_buffer, seed=config.data.seed,
                     input_context=input_context)
     return dataset.skip(skip)
+
+
+def _validation_sets(split, tokenizer, config):
+    """`{task: dataset}` of a fine-tuning run's validation data, or `{"": dataset}`.
+
+    One dataset per task, so `train.eval_steps` caps each task: a single
+    unshuffled dataset would spend the cap on the first task in file order.
+    """
+    if split["kind"] != "tasks":
+        return {"": _datasets(split, tokenizer, config)}
+    from gpt_tf.tasks.data import task_dataset
+
+    by_task = {}
+    for spec in split["validation"]:
+        by_task.setdefault(spec["task"], []).append(spec)
+    return {task: task_dataset(specs, tokenizer, config.model.sequence_length,
+                               config.train.batch_size, shuffle=False, repeat=False)
+            for task, specs in by_task.items()}
+
+
+def _check_best_metric(best_metric, split):
+    if best_metric == "loss":
+        return
+    task = best_metric[:-len("_accuracy")]
+    tasks = [s["task"] for s in split["validation"]] if split["kind"] == "tasks" else []
+    if task not in tasks:
+        choices = ", ".join(["loss"] + [f"{t}_accuracy" for t in ANSWER_TASKS if t in tasks])
+        raise UserError(f"train.best_metric={best_metric} needs {task} validation data, which "
+                        f"this run does not have; choose one of: {choices}")
+
+
+def _selection_score(metrics, best_metric):
+    """Lower is better: the validation loss, or minus an answer accuracy."""
+    if best_metric == "loss":
+        return metrics["validation_loss"]
+    return -metrics.get(f"validation_{best_metric}", 0.0)
 
 
 def read_task_card(directory):
@@ -229,19 +267,53 @@ def evaluate(model, dataset, steps=0, jit_compile=True):
     Returns:
         `(mean_loss, tokens)`.
     """
+    totals = evaluate_totals(model, dataset, steps, jit_compile)
+    if totals["tokens"] == 0:
+        raise UserError("the validation data is shorter than one window; add validation text "
+                        "or lower model.sequence_length")
+    return totals["loss_sum"] / totals["tokens"], int(totals["tokens"])
+
+
+def evaluate_totals(model, dataset, steps=0, jit_compile=True):
+    """Sums over `dataset` (see `evaluate`): loss, tokens and answers.
+
+    An answer is a run of consecutive weighted tokens (in a fine-tuning window:
+    one example's answer and its closing end-of-text). It counts as correct when
+    every one of its tokens is the model's top prediction given the true tokens
+    before it (teacher forcing): for sentiment, the label is the greedy choice.
+
+    Returns:
+        `{"loss_sum", "tokens", "answers", "correct"}`.
+    """
     forward = _eval_forward(model, jit_compile)
-    total, count = 0.0, 0.0
+    totals = {"loss_sum": 0.0, "tokens": 0.0, "answers": 0, "correct": 0}
     for number, batch in enumerate(dataset):
         if steps and number >= steps:
             break
         inputs, targets, weights = _with_weights(batch)
-        loss_sum, tokens = forward(inputs, targets, weights)
-        total += float(loss_sum)
-        count += float(tokens)
-    if count == 0:
-        raise UserError("the validation data is shorter than one window; add validation text "
-                        "or lower model.sequence_length")
-    return total / count, int(count)
+        loss_sum, tokens, hits = forward(inputs, targets, weights)
+        totals["loss_sum"] += float(loss_sum)
+        totals["tokens"] += float(tokens)
+        answers, correct = count_answers(np.asarray(weights), hits.numpy())
+        totals["answers"] += answers
+        totals["correct"] += correct
+    return totals
+
+
+def count_answers(weights, hits):
+    """`(answers, correct)` in a batch: runs of weighted positions per row, and
+    how many of them have a hit at every position."""
+    weighted = np.asarray(weights) > 0
+    edge = np.zeros((weighted.shape[0], 1), bool)  # keeps runs from crossing rows
+    weighted = np.concatenate([weighted, edge], axis=1).ravel()
+    hits = np.concatenate([np.asarray(hits, bool), edge], axis=1).ravel()
+    starts = weighted & ~np.concatenate([[False], weighted[:-1]])
+    answers = int(starts.sum())
+    if not answers:
+        return 0, 0
+    run = np.cumsum(starts) * weighted  # 1..answers on weighted positions, 0 elsewhere
+    misses = np.bincount(run[weighted & ~hits], minlength=answers + 1)[1:]
+    return answers, int((misses == 0).sum())
 
 
 def _with_weights(batch):
@@ -260,7 +332,8 @@ def _eval_forward(model, jit_compile):
     def forward(inputs, targets, weights):
         logits = model(inputs, training=False)
         nll = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-        return tf.reduce_sum(nll * weights), tf.reduce_sum(weights)
+        hits = tf.equal(tf.argmax(logits, axis=-1, output_type=targets.dtype), targets)
+        return tf.reduce_sum(nll * weights), tf.reduce_sum(weights), hits
 
     model._gpt_tf_eval_forward = (jit_compile, forward)
     return forward
@@ -280,13 +353,15 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
         max_steps_this_run: stop (with a checkpoint) after this many steps in
             this call, e.g. to train in slices.
         overrides: `section.key=value` strings applied to the stored config
-            (only `train.*` keys may change on an existing run).
+            (only `train.*` keys may change on an existing run). They are
+            written to the run's `config.json`, so a later resume keeps them
+            and the run records what it was trained with.
 
     Returns:
         A `TrainResult`.
     """
     emit = on_event or (lambda kind, info: None)
-    config = load_run_config(run_dir)
+    config = stored = load_run_config(run_dir)
     if overrides:
         new = apply_overrides(config, overrides)
         if new.model != config.model or new.data != config.data:
@@ -299,6 +374,7 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
         raise UserError(f"tokenizer vocab ({tokenizer.vocab_size}) != model.vocab_size "
                         f"({config.model.vocab_size}) in '{run_dir}'")
     split = load_split(run_dir)
+    _check_best_metric(tc.best_metric, split)
     strategy = strategy or make_strategy("auto")
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
@@ -352,6 +428,18 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     resumed_from = int(step.numpy())
     if restored:
         emit("resume", {"step": resumed_from, "checkpoint": restored})
+    if config != stored:
+        if chief:
+            _write_config_atomic(run_dir, config)
+        if resumed_from:
+            message = _schedule_change(stored.train, tc, resumed_from)
+            if message:
+                warn(message)
+            if stored.train.best_metric != tc.best_metric:
+                best_loss.assign(float("inf"))
+                stale_evals.assign(0)
+                warn(f"train.best_metric {stored.train.best_metric} -> {tc.best_metric}: the "
+                     "best checkpoint and early stopping start again from the next evaluation")
 
     if not restored and os.path.isfile(os.path.join(run_dir, INIT_FILE)):
         with open(os.path.join(run_dir, INIT_FILE)) as handle:
@@ -371,7 +459,7 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
 
     validation = None
     if split["validation"]:
-        validation = _datasets(split, tokenizer, config)
+        validation = _validation_sets(split, tokenizer, config)
         if split["kind"] == "lm":
             val_bytes, val_tokens = data_lib.count_bytes_and_tokens(split["validation"], tokenizer)
         else:  # bits per byte only means something for plain text
@@ -392,17 +480,33 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
         emit("checkpoint", {"step": int(step.numpy()), "path": path, "reason": kind})
 
     def run_eval():
-        loss, _ = evaluate(model, validation, tc.eval_steps, jit_compile=tc.xla)
+        totals = {name: evaluate_totals(model, dataset, tc.eval_steps, jit_compile=tc.xla)
+                  for name, dataset in validation.items()}
+        tokens = sum(t["tokens"] for t in totals.values())
+        if tokens == 0:
+            raise UserError("the validation data is shorter than one window; add validation "
+                            "text or lower model.sequence_length")
+        loss = sum(t["loss_sum"] for t in totals.values()) / tokens
         metrics = {"step": int(step.numpy()), "validation_loss": loss,
                    "validation_perplexity": math.exp(min(loss, 50.0))}
         if val_bytes:
             metrics["validation_bits_per_byte"] = data_lib.bits_per_byte(loss, val_bytes, val_tokens)
+        for task, t in totals.items():
+            if task and t["tokens"]:
+                metrics[f"validation_{task}_loss"] = t["loss_sum"] / t["tokens"]
+            if task in ANSWER_TASKS and t["answers"]:
+                metrics[f"validation_{task}_accuracy"] = t["correct"] / t["answers"]
         if chief:
             with writers["validation"].as_default(step=int(step.numpy())):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("perplexity", metrics["validation_perplexity"])
                 if val_bytes:
                     tf.summary.scalar("bits_per_byte", metrics["validation_bits_per_byte"])
+                for task in totals:
+                    for name in ("loss", "accuracy"):
+                        value = metrics.get(f"validation_{task}_{name}")
+                        if task and value is not None:
+                            tf.summary.scalar(f"{task}/{name}", value)
             with open(os.path.join(run_dir, HISTORY_FILE), "a") as handle:
                 handle.write(json.dumps(metrics) + "\n")
         emit("eval", metrics)
@@ -464,8 +568,9 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
                 window_start, window_steps = time.perf_counter(), 0
             if validation is not None and (current % tc.eval_every == 0 or current == tc.steps):
                 last_eval = run_eval()
-                if last_eval["validation_loss"] < float(best_loss.numpy()):
-                    best_loss.assign(last_eval["validation_loss"])
+                score = _selection_score(last_eval, tc.best_metric)
+                if score < float(best_loss.numpy()):
+                    best_loss.assign(score)
                     stale_evals.assign(0)
                     best_manager.save(checkpoint_number=current)
                 else:
@@ -601,6 +706,31 @@ def copy_weights(source, target):
             raise UserError(f"base weight '{weight.path}' has shape {tuple(weight.shape)}, "
                             f"this run needs {tuple(targets[weight.path].shape)}")
         targets[weight.path].assign(weight)
+
+
+def _write_config_atomic(run_dir, config):
+    handle, tmp = tempfile.mkstemp(suffix=".json", dir=run_dir, prefix=".config-")
+    with os.fdopen(handle, "w") as out:
+        out.write(config.to_json())
+    os.replace(tmp, os.path.join(run_dir, CONFIG_FILE))
+
+
+_SCHEDULE_KEYS = ("steps", "learning_rate", "min_learning_rate", "warmup_steps")
+
+
+def _schedule_change(old, new, step):
+    """A warning when new `train.*` settings move the learning rate at `step`, else None."""
+    changed = [f"train.{k} {getattr(old, k):g} -> {getattr(new, k):g}" for k in _SCHEDULE_KEYS
+               if getattr(old, k) != getattr(new, k)]
+    if not changed:
+        return None
+    before, after = (float(WarmupCosine(c.learning_rate, c.min_learning_rate, c.warmup_steps,
+                                        c.steps)(step)) for c in (old, new))
+    if math.isclose(before, after, rel_tol=1e-6, abs_tol=1e-12):
+        return None
+    return (f"{', '.join(changed)}: the learning-rate schedule is recomputed, so at step {step} "
+            f"the rate goes from {before:.3g} to {after:.3g}"
+            f"{' (a warm restart of the cosine)' if after > before else ''}")
 
 
 def _save_keras_atomic(model, path):

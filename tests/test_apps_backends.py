@@ -9,6 +9,8 @@ token; scores within float tolerance (int8: it only has to run).
 import json
 import os
 
+import numpy as np
+
 import pytest
 
 pytest.importorskip("gpt_tf.export.saved_model", reason="the export code (issue 5) is not there")
@@ -40,13 +42,61 @@ def tuned(trained_run, tmp_path_factory):
     run = str(root / "run")
     prepare_finetune_run(run, trained_run["run_dir"],
                          {"translate": str(pairs), "sentiment": str(reviews)},
-                         ["train.steps=8", "train.eval_every=8", "train.checkpoint_every=8",
-                          "train.warmup_steps=2", "train.xla=false"], holdout_fraction=0.2)
+                         ["train.steps=8", "train.eval_every=4", "train.checkpoint_every=8",
+                          "train.warmup_steps=2", "train.xla=false",
+                          "train.best_metric=sentiment_accuracy"], holdout_fraction=0.2)
     events = []
     result = train(run, on_event=lambda kind, info: events.append((kind, info)))
     assert result.status == "completed" and result.validation is not None
     assert ("init", {"from": os.path.abspath(trained_run["run_dir"])}) in events
     return {"run": run, "root": root}
+
+
+def test_fine_tuning_validates_each_task_and_keeps_the_most_accurate(tuned):
+    import tensorflow as tf
+
+    from gpt_tf.training import load_model, load_split
+
+    with open(os.path.join(tuned["run"], "history.jsonl")) as handle:
+        evals = [json.loads(line) for line in handle]
+    assert [e["step"] for e in evals] == [4, 8]
+    for e in evals:
+        losses = [e[f"validation_{task}_loss"] for task in ("translate", "sentiment")]
+        # the run's loss is the token-weighted mean of its tasks' losses
+        assert min(losses) - 1e-9 <= e["validation_loss"] <= max(losses) + 1e-9
+        for task in ("translate", "sentiment"):
+            assert 0.0 <= e[f"validation_{task}_accuracy"] <= 1.0
+    # The `best` checkpoint is the first evaluation with the highest sentiment accuracy.
+    best = max(evals, key=lambda e: (e["validation_sentiment_accuracy"], -e["step"]))["step"]
+    assert tf.train.latest_checkpoint(os.path.join(tuned["run"], "best")).endswith(f"-{best}")
+    # The final model's sentiment accuracy, counted here one example at a time.
+    model, tokenizer, config = load_model(tuned["run"])
+    from gpt_tf.tasks.data import build_examples, check_spec, task_windows
+
+    spec = [s for s in load_split(tuned["run"])["validation"] if s["task"] == "sentiment"]
+    tokens, mask = task_windows(spec, tokenizer, config.model.sequence_length, shuffle=False)
+    predicted = np.argmax(model.predict(tokens[:, :-1], verbose=0), axis=-1)
+    answers = correct = 0
+    for row in range(len(tokens)):
+        position = 0
+        while position < config.model.sequence_length:
+            if mask[row, position + 1]:
+                end = position
+                while end < config.model.sequence_length and mask[row, end + 1]:
+                    end += 1
+                answers += 1
+                correct += bool((predicted[row, position:end] == tokens[row, position + 1:end + 1]).all())
+                position = end
+            position += 1
+    examples = build_examples(check_spec(spec)[0], tokenizer, config.model.sequence_length)
+    assert answers == len(examples) > 0
+    assert evals[-1]["validation_sentiment_accuracy"] == correct / answers
+    tags = set()
+    for name in os.listdir(os.path.join(tuned["run"], "logs", "validation")):
+        for event in tf.compat.v1.train.summary_iterator(
+                os.path.join(tuned["run"], "logs", "validation", name)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"loss", "sentiment/accuracy", "sentiment/loss", "translate/accuracy"} <= tags
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,27 @@ def test_prepare_writes_a_run_that_starts_from_the_base(trained_run, task_files,
     assert exported[2].labels == ("negative", "positive")
 
 
+def test_a_new_learning_rate_scales_the_inherited_floor(trained_run, task_files, tmp_path):
+    from gpt_tf.training import load_run_config
+
+    base = trained_run["run_dir"]
+    base_train = load_run_config(base).train
+    peak = base_train.min_learning_rate / 2  # below the base floor: invalid if the floor stayed
+    tasks = {"sentiment": task_files["sentiment"]}
+    scaled = prepare_finetune_run(str(tmp_path / "a"), base, tasks,
+                                  [f"--train.learning_rate={peak}"])
+    assert scaled.train.learning_rate == peak
+    assert scaled.train.min_learning_rate == pytest.approx(
+        base_train.min_learning_rate * peak / base_train.learning_rate, rel=1e-5)
+    assert scaled.train.min_learning_rate < peak
+    assert load_run_config(str(tmp_path / "a")).train == scaled.train
+    given = prepare_finetune_run(str(tmp_path / "b"), base, tasks,
+                                 {"train.learning_rate": peak, "train.min_learning_rate": 0.0})
+    assert given.train.min_learning_rate == 0.0
+    kept = prepare_finetune_run(str(tmp_path / "c"), base, tasks, ["train.steps=3"])
+    assert kept.train.min_learning_rate == base_train.min_learning_rate
+
+
 def test_a_named_data_set_is_checked_against_the_task(trained_run, tmp_path):
     with pytest.raises(UserError, match="is for sentiment, not translate"):
         prepare_finetune_run(str(tmp_path / "r"), trained_run["run_dir"],

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gpt_tf.config import apply_overrides
-from gpt_tf.training import TrainingStopped, load_model, prepare_run, train
+from gpt_tf.training import TrainingStopped, load_model, load_run_config, prepare_run, train
 
 
 def _losses(events):
@@ -129,8 +129,20 @@ def test_early_stopping(tmp_path, tiny_config, corpus_files):
 def test_overrides_on_existing_run(tmp_path, tiny_config, corpus_files):
     run_dir = _new_run(tmp_path, "extend", tiny_config, corpus_files)
     train(run_dir)
-    result = train(run_dir, overrides=["train.steps=16"])
+    events = []
+    result = train(run_dir, overrides=["train.steps=16"],
+                   on_event=lambda kind, info: events.append((kind, info)))
     assert result.resumed_from == 12 and result.step == 16
+    # The override is the run's config now (a plain resume keeps it) ...
+    assert load_run_config(run_dir).train.steps == 16
+    # ... and moving the schedule's end restarts the cosine: said, with both rates.
+    warnings = [info["message"] for kind, info in events if kind == "warning"]
+    assert len(warnings) == 1, warnings
+    assert "train.steps 12 -> 16" in warnings[0] and "warm restart" in warnings[0]
+    events.clear()
+    again = train(run_dir, on_event=lambda kind, info: events.append((kind, info)))
+    assert again.resumed_from == 16 and again.step == 16
+    assert not [info for kind, info in events if kind == "warning"]
     from gpt_tf.errors import UserError
 
     with pytest.raises(UserError, match="only train"):
@@ -211,3 +223,41 @@ def test_enable_lora_counts(tiny_config):
     names = [v.path for v in model.trainable_variables]
     assert all("lora" in n or n.endswith("bias") for n in names)
     assert trainable < 0.2 * total
+
+
+def test_count_answers_matches_a_plain_loop():
+    from gpt_tf.training import count_answers
+
+    # Two answers in row 0 (one wrong), one per row at the row ends: runs never join rows.
+    weights = np.array([[0, 1, 1, 0, 1, 1], [1, 1, 0, 0, 0, 0]], np.float32)
+    hits = np.array([[1, 1, 1, 1, 0, 1], [1, 1, 0, 0, 0, 0]], bool)
+    assert count_answers(weights, hits) == (3, 2)
+    assert count_answers(np.zeros((2, 4)), np.ones((2, 4), bool)) == (0, 0)
+
+    def plain(weights, hits):
+        answers = correct = 0
+        for w_row, h_row in zip(weights, hits):
+            run = []
+            for w, h in list(zip(w_row, h_row)) + [(0, True)]:
+                if w:
+                    run.append(h)
+                elif run:
+                    answers, correct, run = answers + 1, correct + all(run), []
+        return answers, correct
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        weights = rng.random((3, 9)) < 0.5
+        hits = rng.random((3, 9)) < 0.8
+        assert count_answers(weights, hits) == plain(weights, hits)
+
+
+def test_a_best_metric_without_its_validation_data_is_refused(tmp_path, tiny_config, corpus_files):
+    from gpt_tf.errors import UserError
+
+    run_dir = _new_run(tmp_path, "metric", tiny_config, corpus_files,
+                       best_metric="sentiment_accuracy")
+    with pytest.raises(UserError, match="best_metric=sentiment_accuracy needs sentiment "
+                                        "validation data.*choose one of: loss$"):
+        train(run_dir)
+    assert not os.path.exists(os.path.join(run_dir, "checkpoints"))

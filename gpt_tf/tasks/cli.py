@@ -20,7 +20,8 @@ def register(subparsers):
                     "Each --task is TASK=DATA, DATA a prepared data set name (mt-en-fr, qa-en, "
                     "sentiment-en, lm-en, ...) or your own file (TSV/JSONL pairs, SQuAD JSON, "
                     "JSONL/CSV sentiment, text). Add --train.KEY=VALUE overrides (e.g. "
-                    "--train.steps=1000 --train.learning_rate=3e-4).")
+                    "--train.steps=1000 --train.learning_rate=3e-4). A new learning rate scales the base "
+                    "run's train.min_learning_rate with it unless that is given too.")
     parser.add_argument("--base", help="the pretrained run directory (needed for a new run)")
     parser.add_argument("--run-dir", required=True, help="the fine-tuning run (created or resumed)")
     parser.add_argument("--task", action="append", default=[], metavar="TASK=DATA",
@@ -70,10 +71,13 @@ def cmd_finetune(args):
             raise UserError(f"'{args.run_dir}' is a new run: pass --base RUN (a pretrained run)")
         if not args.task:
             raise UserError("name at least one --task TASK=DATA, e.g. --task translate=mt-en-fr")
-        prepare_finetune_run(args.run_dir, args.base, args.task, overrides,
-                             holdout_fraction=args.holdout, weights=_weights(args.weight))
+        config = prepare_finetune_run(args.run_dir, args.base, args.task, overrides,
+                                      holdout_fraction=args.holdout,
+                                      weights=_weights(args.weight))
+        tc = config.train
         print(f"prepared fine-tuning run '{args.run_dir}' from '{args.base}' "
-              f"({', '.join(args.task)})", file=sys.stderr)
+              f"({', '.join(args.task)}): {tc.steps} steps, learning rate {tc.learning_rate:g} "
+              f"decaying to {tc.min_learning_rate:g}", file=sys.stderr)
         train_overrides = []
     if args.prepare_only:
         return 0

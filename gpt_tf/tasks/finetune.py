@@ -152,16 +152,47 @@ def export_task_dicts(card, sequence_length):
     return out
 
 
-def _check_overrides(overrides):
+def _override_items(overrides):
+    """`{key: value}` of `"key=value"` strings or a dict (values as given)."""
     if isinstance(overrides, dict):
-        keys = list(overrides)
-    else:
-        keys = [(o[2:] if o.startswith("--") else o).split("=", 1)[0] for o in overrides]
-    for key in keys:
+        return dict(overrides)
+    items = {}
+    for text in overrides:
+        key, _, value = (text[2:] if text.startswith("--") else text).partition("=")
+        items[key] = value
+    return items
+
+
+def _check_overrides(overrides):
+    for key in _override_items(overrides):
         if key.startswith("model.") and key != "model.dropout":
             raise UserError(f"override '{key}' would change the base model's shape; fine-tuning "
                             "keeps the base model (only model.dropout, data.* and train.* may "
                             "change)")
+
+
+def keep_floor_ratio(base_train, overrides):
+    """`overrides`, plus a `train.min_learning_rate` scaled with a new `train.learning_rate`.
+
+    A fine-tuning run inherits the base run's schedule. Overriding only the peak
+    learning rate would keep the base run's floor, which is often as high as
+    the new peak (a constant rate) or higher (an invalid config). Unless the
+    floor is overridden too, it keeps the base run's floor-to-peak ratio, e.g.
+    a base of 2e-3 -> 1e-4 fine-tuned at 1e-4 decays to 5e-6.
+    """
+    items = _override_items(overrides)
+    if "train.learning_rate" not in items or "train.min_learning_rate" in items:
+        return overrides
+    try:
+        peak = float(items["train.learning_rate"])
+    except (TypeError, ValueError):
+        return overrides  # apply_overrides names the bad value
+    if base_train.learning_rate <= 0 or peak < 0:
+        return overrides
+    floor = float(f"{base_train.min_learning_rate * peak / base_train.learning_rate:.6g}")
+    if isinstance(overrides, dict):
+        return {**overrides, "train.min_learning_rate": floor}
+    return [*overrides, f"train.min_learning_rate={floor!r}"]
 
 
 def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
@@ -177,6 +208,8 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
             a user file.
         overrides: `train.*`, `data.*` or `model.dropout` overrides
             (strings `"train.steps=500"` or a dict), e.g. `train.lora_rank=8`.
+            A new `train.learning_rate` without a `train.min_learning_rate`
+            scales the base run's floor with it (`keep_floor_ratio`).
         holdout_fraction: share of user files held out for validation.
         weights: optional `{task: weight}` (copies of each example per epoch).
         cache_dir: data set cache.
@@ -196,6 +229,7 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
         raise UserError(f"base run '{base_run_dir}' has no trained model yet; train it first")
     overrides = overrides or []
     _check_overrides(overrides)
+    overrides = keep_floor_ratio(base_config.train, overrides)
     config = apply_overrides(base_config, overrides) if overrides else base_config
     if not 0.0 <= holdout_fraction < 1.0:
         raise UserError(f"holdout fraction must be in [0, 1), got {holdout_fraction}")
