@@ -80,6 +80,42 @@ def test_a_new_learning_rate_scales_the_inherited_floor(trained_run, task_files,
     assert kept.train.min_learning_rate == base_train.min_learning_rate
 
 
+def test_validation_data_can_be_given_per_task(trained_run, task_files, tmp_path):
+    from gpt_tf.tasks.data import check_spec, load_records
+    from gpt_tf.training import load_split
+
+    base = trained_run["run_dir"]
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps({"text": f"{w} dev {i}", "label": label}) + "\n"
+                           for i in range(3)
+                           for w, label in (("good", "positive"), ("bad", "negative"))),
+                   encoding="utf-8")
+    run = str(tmp_path / "dev-run")
+    prepare_finetune_run(run, base, {"sentiment": task_files["sentiment"],
+                                     "translate": task_files["translate"]},
+                         holdout_fraction=0.25, validation=[f"sentiment={dev}"])
+    split = load_split(run)
+    by_task = {s["task"]: s for s in split["validation"]}
+    assert by_task["sentiment"]["path"] == str(dev) and by_task["sentiment"]["select"] == "all"
+    # the training file now trains whole; translate keeps its hold-out
+    trained = {s["task"]: load_records(check_spec([s])[0]) for s in split["train"]}
+    assert len(trained["sentiment"]) == 40 and 0 < len(trained["translate"]) < 30
+    assert len(load_records(check_spec([by_task["sentiment"]])[0])) == 6
+    assert read_task_card(run)["tasks"]["sentiment"]["validation_data"] == str(dev)
+
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"text": "meh", "label": "neutral"}) + "\n", encoding="utf-8")
+    for validation, message in [
+            ([f"sentiment={task_files['sentiment']}"], "that is the training file too"),
+            ([f"translate={dev}"], "no --task translate to validate"),
+            ([f"sentiment={odd}"], r"labels \['neutral'\] are not in the training data"),
+            (["sentiment=mt-en-fr"], "is for translation, not sentiment")]:
+        with pytest.raises(UserError, match=message):
+            prepare_finetune_run(str(tmp_path / "bad"), base,
+                                 {"sentiment": task_files["sentiment"]}, validation=validation)
+        assert not os.path.exists(tmp_path / "bad")
+
+
 def test_a_named_data_set_is_checked_against_the_task(trained_run, tmp_path):
     with pytest.raises(UserError, match="is for sentiment, not translate"):
         prepare_finetune_run(str(tmp_path / "r"), trained_run["run_dir"],
@@ -149,3 +185,9 @@ def test_the_finetune_command_prepares_a_lora_run(trained_run, task_files, tmp_p
     assert len(err) == 1 and "--base" in err[0]
     assert main(["finetune", "--base", trained_run["run_dir"], "--run-dir",
                  str(tmp_path / "new"), "--task", "poetry=x"]) == 2
+    capsys.readouterr()
+    assert main(["finetune", "--base", trained_run["run_dir"], "--run-dir",
+                 str(tmp_path / "new"), "--task", f"sentiment={task_files['sentiment']}",
+                 "--validation", f"sentiment={task_files['one_label']}", "--prepare-only"]) == 2
+    assert "--validation sentiment=" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "new")

@@ -27,6 +27,10 @@ def register(subparsers):
     parser.add_argument("--task", action="append", default=[], metavar="TASK=DATA",
                         help="translate=mt-en-fr, qa=qa-en, sentiment=sentiment-en, "
                              "generate=lm-en or a file (repeatable)")
+    parser.add_argument("--validation", action="append", default=[], metavar="TASK=DATA",
+                        help="that task's validation data instead of the default (a user "
+                             "file's --holdout share, or a data set's validation split): a file "
+                             "or a data set, e.g. sentiment=sentiment-en (repeatable)")
     parser.add_argument("--weight", action="append", default=[], metavar="TASK=W",
                         help="copies of each TASK example per epoch, e.g. qa=3 (repeatable)")
     parser.add_argument("--lora-rank", type=int, default=0,
@@ -62,8 +66,9 @@ def cmd_finetune(args):
     if args.lora_rank:
         overrides.append(f"train.lora_rank={args.lora_rank}")
     if training.is_run_dir(args.run_dir):
-        if args.task or args.base:
-            print(f"note: '{args.run_dir}' exists; resuming it (its tasks and base are kept)",
+        if args.task or args.base or args.validation:
+            print(f"note: '{args.run_dir}' exists; resuming it (its tasks, validation data "
+                  "and base are kept)",
                   file=sys.stderr)
         train_overrides = overrides
     else:
@@ -73,7 +78,8 @@ def cmd_finetune(args):
             raise UserError("name at least one --task TASK=DATA, e.g. --task translate=mt-en-fr")
         config = prepare_finetune_run(args.run_dir, args.base, args.task, overrides,
                                       holdout_fraction=args.holdout,
-                                      weights=_weights(args.weight))
+                                      weights=_weights(args.weight),
+                                      validation=args.validation)
         tc = config.train
         print(f"prepared fine-tuning run '{args.run_dir}' from '{args.base}' "
               f"({', '.join(args.task)}): {tc.steps} steps, learning rate {tc.learning_rate:g} "

@@ -68,6 +68,49 @@ def _normalise_tasks(tasks):
     return items
 
 
+def resolve_validation(task, source, train_spec, cache_dir=None):
+    """The validation spec of `task` from `source`: a user file (used whole) or a
+    prepared data set (its validation split). `train_spec` is the task's training spec."""
+    from gpt_tf import datasets
+    from gpt_tf.datasets import registry
+
+    extra = {k: train_spec[k] for k in ("doc_stride", "max_answer_tokens") if k in train_spec}
+    what = f"--validation {task}={source}"
+    if os.path.exists(source):
+        path = os.path.abspath(source)
+        if os.path.isdir(path) and task != "generate":
+            raise UserError(f"{what}: '{source}' is a folder; {task} data is one file")
+        if path == train_spec["path"]:
+            raise UserError(f"{what}: that is the training file too; give a separate file, "
+                            "or leave --validation out to hold out a share of it (--holdout)")
+        spec = {"task": task, "path": path, "select": "all", **extra}
+    else:
+        try:
+            data_set = registry.get_spec(source)
+        except UserError:
+            raise UserError(f"{what}: '{source}' is neither a file nor a data set; data sets: "
+                            f"{', '.join(registry.list_names())}") from None
+        if data_set.task != _DATASET_TASK[task]:
+            raise UserError(f"{what}: data set '{source}' is for {data_set.task}, not {task}")
+        if task == "generate":
+            path = datasets.lm_split_files(source, cache_dir)["validation"]
+        else:
+            path = datasets.split_paths(source, cache_dir).get("validation")
+        if not path:
+            raise UserError(f"{what}: data set '{source}' has no validation split")
+        spec = {"task": task, "name": source, "path": path, **extra}
+    records = load_records(check_spec([spec])[0])
+    if not records:
+        raise UserError(f"{what}: no {task} examples in it")
+    if task == "sentiment":
+        known = {r.label for r in load_records(check_spec([train_spec])[0])}
+        unknown = sorted({r.label for r in records} - known)
+        if unknown:
+            raise UserError(f"{what}: labels {unknown} are not in the training data "
+                            f"({sorted(known)})")
+    return spec
+
+
 def resolve_task(task, source, holdout_fraction=DEFAULT_HOLDOUT, cache_dir=None, weight=1.0):
     """Train and validation specs (and card info) for one task and its data.
 
@@ -197,7 +240,7 @@ def keep_floor_ratio(base_train, overrides):
 
 def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
                          holdout_fraction=DEFAULT_HOLDOUT, weights=None, cache_dir=None,
-                         require_trained_base=True):
+                         require_trained_base=True, validation=None):
     """Creates a fine-tuning run directory from a pretrained run.
 
     Args:
@@ -215,6 +258,10 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
         cache_dir: data set cache.
         require_trained_base: refuse a base run without weights (False when
             both runs are trained elsewhere, see `gpt_tf.portable`).
+        validation: optional `{task: data}`, or `"task=data"` strings: that
+            task's validation data (a file, used whole, or a data set's
+            validation split) instead of its default (a user file's hold-out,
+            which then trains whole, or the data set's own validation split).
 
     Returns:
         The `RunConfig` written.
@@ -234,13 +281,21 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
     if not 0.0 <= holdout_fraction < 1.0:
         raise UserError(f"holdout fraction must be in [0, 1), got {holdout_fraction}")
     weights = weights or {}
+    chosen = dict(_normalise_tasks(validation)) if validation else {}
+    stray = sorted(set(chosen) - {task for task, _ in items})
+    if stray:
+        raise UserError(f"--validation {stray[0]}=...: no --task {stray[0]} to validate")
     train_specs, validation_specs, card_tasks = [], [], {}
     for task, source in items:
-        train, validation, entry = resolve_task(task, source, holdout_fraction, cache_dir,
-                                                float(weights.get(task, 1.0)))
+        train, held_out, entry = resolve_task(
+            task, source, 0.0 if task in chosen else holdout_fraction, cache_dir,
+            float(weights.get(task, 1.0)))
+        if task in chosen:
+            held_out = resolve_validation(task, chosen[task], train, cache_dir)
+            entry["validation_data"] = chosen[task]
         train_specs.append(train)
-        if validation:
-            validation_specs.append({**validation, "weight": 1.0})
+        if held_out:
+            validation_specs.append({**held_out, "weight": 1.0})
         card_tasks[task] = entry
     tokenizer = Tokenizer.from_dir(base_run_dir)
     card = {"format_version": CARD_FORMAT_VERSION, "base_run": os.path.abspath(base_run_dir),
