@@ -14,7 +14,7 @@ test sentences as both baselines:
   nothing at inference).
 
 The test margin over the bag-of-words baseline comes with its 95% paired
-bootstrap interval. About 5 minutes on 2 cores. Writes
+bootstrap interval. About 4 minutes on 2 cores. Writes
 bench/results/sentiment_combine.json.
 """
 

@@ -34,9 +34,11 @@ the same validation and test sentences as the app and both baselines:
   baseline given the same extra data is scored beside it.
 
 The test margin over the bag-of-words baseline comes with its 95% paired
-bootstrap interval. About 80 minutes on 2 cores for all four variants (each
-fine-tuning run 9 to 24 minutes, see `finetune_seconds`); a variant whose run
-directory already holds `model.keras` is only scored. `seconds` in the JSON is
+bootstrap interval. About 2.5 hours on 2 cores for all six variants (each
+fine-tuning run 9 to 29 minutes, the reviews language-model stage 24, see
+`finetune_seconds`); a variant whose run directory already holds `model.keras`
+is only scored. For `selected` and `labels` the JSON keeps the run's validation
+history (`selection_history`: the teacher-forced accuracy that chose the checkpoint). `seconds` in the JSON is
 the last invocation's wall time. Writes bench/results/sentiment_finetune.json.
 """
 
@@ -140,21 +142,24 @@ def finetune(base, run_dir, task, path, steps, learning_rate=1e-4, warmup=10, fl
 
 def best_weights_run(run_dir):
     """`(directory, step)`: a copy of `run_dir` whose `model.keras` holds its `best` checkpoint."""
-    from gpt_tf.training import load_model
-
-    out = run_dir + "-best"
-    if not os.path.isfile(os.path.join(out, "model.keras")):
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.copytree(run_dir, out, ignore=shutil.ignore_patterns("checkpoints", "best", "logs"))
-        load_model(run_dir, "best")[0].save(os.path.join(out, "model.keras"))
-    latest = os.path.basename(tf_latest(os.path.join(run_dir, "best")))
-    return out, int(latest.rsplit("-", 1)[1])
-
-
-def tf_latest(directory):
     import tensorflow as tf
 
-    return tf.train.latest_checkpoint(directory)
+    from gpt_tf.training import load_model
+
+    best = tf.train.latest_checkpoint(os.path.join(run_dir, "best"))
+    if best is None:
+        raise SystemExit(f"{run_dir} has no best checkpoint (it never validated); delete it and "
+                         "run the variant again")
+    out = run_dir + "-best"
+    if not os.path.isfile(os.path.join(out, "model.keras")):
+        tmp = out + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(run_dir, tmp, ignore=shutil.ignore_patterns(
+            "checkpoints", "best", "logs", "model.keras"))
+        load_model(run_dir, "best")[0].save(os.path.join(tmp, "model.keras"))
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    return out, int(os.path.basename(best).rsplit("-", 1)[1])
 
 
 def channel_labels(client, texts, labels):
@@ -215,7 +220,7 @@ def main(argv=None):
             texts["train"] + [t for t, _ in verdicts], gold["train"] + [g for _, g in verdicts])
         predictions["bag-of-words LR + the review verdicts of `labels`"] = {
             s: bow.predict(texts[s]) for s in SPLITS}
-    seconds = {}
+    seconds, histories = {}, {}
     if os.path.exists(args.out):  # runs trained by an earlier invocation keep their times
         with open(args.out, encoding="utf-8") as handle:
             seconds.update(json.load(handle).get("finetune_seconds", {}))
@@ -242,6 +247,8 @@ def main(argv=None):
                     extra=["--train.best_metric=sentiment_accuracy",
                            f"--train.early_stopping_patience={SELECTED_PATIENCE}",
                            "--validation", "sentiment=sentiment-en"])
+            with open(os.path.join(run_dir, "history.jsonl"), encoding="utf-8") as handle:
+                histories[variant] = [json.loads(line) for line in handle]
             run_dir, best_step = best_weights_run(run_dir)
             name = (f"{variant}: {args.reviews_steps} LM steps on reviews + the most accurate "
                     f"of {args.selected_steps} steps (step {best_step})")
@@ -266,6 +273,8 @@ def main(argv=None):
                         "reviews-lm": args.reviews_steps, "selected": args.selected_steps,
                         "labels": args.selected_steps},
               "finetune_seconds": seconds, "seconds": round(time.perf_counter() - started, 1)}
+    if histories:
+        result["selection_history"] = histories
     write_json(args.out, result)
 
 

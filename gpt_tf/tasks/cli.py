@@ -58,7 +58,7 @@ def _weights(values):
 
 def cmd_finetune(args):
     from gpt_tf import training
-    from gpt_tf.tasks.finetune import prepare_finetune_run
+    from gpt_tf.tasks.finetune import keep_floor_ratio, prepare_finetune_run
 
     overrides = list(getattr(args, "overrides", []) or [])
     if args.lora_rank < 0:
@@ -70,7 +70,9 @@ def cmd_finetune(args):
             print(f"note: '{args.run_dir}' exists; resuming it (its tasks, validation data "
                   "and base are kept)",
                   file=sys.stderr)
-        train_overrides = overrides
+        # as for a new run: a new peak rate keeps the run's floor-to-peak ratio
+        train_overrides = keep_floor_ratio(training.load_run_config(args.run_dir).train,
+                                           overrides)
     else:
         if not args.base:
             raise UserError(f"'{args.run_dir}' is a new run: pass --base RUN (a pretrained run)")

@@ -38,29 +38,25 @@ _DATASET_TASK = {"translate": "translation", "qa": "question-answering",
                  "sentiment": "sentiment", "generate": "language-modeling"}
 
 
-def parse_task_arg(text):
+def parse_task_arg(text, flag="--task"):
     """`"translate=mt-en-fr"` -> `("translate", "mt-en-fr")`."""
     if "=" not in text:
-        raise UserError(f"--task '{text}' must look like TASK=DATA (e.g. translate=mt-en-fr, "
+        raise UserError(f"{flag} '{text}' must look like TASK=DATA (e.g. translate=mt-en-fr, "
                         f"sentiment=my_reviews.csv); tasks: {', '.join(formats.TASKS)}")
     task, source = text.split("=", 1)
     task, source = task.strip(), source.strip()
     formats.check_task(task)
     if not source:
-        raise UserError(f"--task '{text}': name a data set or a file after '='")
+        raise UserError(f"{flag} '{text}': name a data set or a file after '='")
     return task, source
 
 
 def _normalise_tasks(tasks):
-    if isinstance(tasks, dict):
-        items = list(tasks.items())
-    else:
-        items = [parse_task_arg(t) if isinstance(t, str) else tuple(t) for t in tasks]
+    items = _pairs(tasks, "--task")
     if not items:
         raise UserError("give at least one task, e.g. --task translate=mt-en-fr")
     seen = set()
     for task, _ in items:
-        formats.check_task(task)
         if task in seen:
             raise UserError(f"task '{task}' is given twice; a model learns one data source per "
                             "task (the prompt format has no room for a second one)")
@@ -68,46 +64,82 @@ def _normalise_tasks(tasks):
     return items
 
 
-def resolve_validation(task, source, train_spec, cache_dir=None):
-    """The validation spec of `task` from `source`: a user file (used whole) or a
-    prepared data set (its validation split). `train_spec` is the task's training spec."""
+def _pairs(tasks, flag):
+    if isinstance(tasks, dict):
+        items = list(tasks.items())
+    else:
+        items = [parse_task_arg(t, flag) if isinstance(t, str) else tuple(t) for t in tasks]
+    for task, _ in items:
+        formats.check_task(task)
+    return items
+
+
+def _validation_sources(validation, tasks):
+    """`{task: source}` of `--validation` values, each for a task being fine-tuned."""
+    chosen = {}
+    for task, source in _pairs(validation or [], "--validation"):
+        if task in chosen:
+            raise UserError(f"--validation {task}=... is given twice; give one file or data set "
+                            "per task")
+        if task not in tasks:
+            raise UserError(f"--validation {task}={source}: there is no --task {task}; add "
+                            f"--task {task}=DATA or drop this --validation")
+        chosen[task] = source
+    return chosen
+
+
+def _locate(task, source, what, cache_dir=None):
+    """`("file", path)` or `("set", name, {split: path})` for `task` data named by `source`."""
     from gpt_tf import datasets
     from gpt_tf.datasets import registry
 
-    extra = {k: train_spec[k] for k in ("doc_stride", "max_answer_tokens") if k in train_spec}
-    what = f"--validation {task}={source}"
     if os.path.exists(source):
         path = os.path.abspath(source)
         if os.path.isdir(path) and task != "generate":
-            raise UserError(f"{what}: '{source}' is a folder; {task} data is one file")
-        if path == train_spec["path"]:
+            raise UserError(f"{what}: '{source}' is a folder; {task} data is one file (see "
+                            "docs/DATASETS.md, 'Bringing your own data')")
+        return "file", path, None
+    try:
+        spec = registry.get_spec(source)
+    except UserError:
+        raise UserError(f"{what}: '{source}' is neither a file nor a data set; data sets: "
+                        f"{', '.join(registry.list_names())}") from None
+    if spec.task != _DATASET_TASK[task]:
+        raise UserError(f"{what}: data set '{source}' is for {spec.task}, not {task}")
+    if task == "generate":
+        files = datasets.lm_split_files(source, cache_dir)
+        return "set", source, {"train": files["train"], "validation": files["validation"]}
+    return "set", source, datasets.split_paths(source, cache_dir)
+
+
+def resolve_validation(task, source, train_spec, labels=None, cache_dir=None):
+    """The validation spec of `task` from `source`: a user file (used whole) or a
+    prepared data set (its validation split).
+
+    Args:
+        train_spec: the task's training spec (a file given for both is refused).
+        labels: the sentiment labels of the training data (validation may not add any).
+    """
+    extra = {k: train_spec[k] for k in ("doc_stride", "max_answer_tokens") if k in train_spec}
+    what = f"--validation {task}={source}"
+    kind, located, paths = _locate(task, source, what, cache_dir)
+    if kind == "file":
+        if located == train_spec["path"]:
             raise UserError(f"{what}: that is the training file too; give a separate file, "
                             "or leave --validation out to hold out a share of it (--holdout)")
-        spec = {"task": task, "path": path, "select": "all", **extra}
+        spec = {"task": task, "path": located, "select": "all", **extra}
     else:
-        try:
-            data_set = registry.get_spec(source)
-        except UserError:
-            raise UserError(f"{what}: '{source}' is neither a file nor a data set; data sets: "
-                            f"{', '.join(registry.list_names())}") from None
-        if data_set.task != _DATASET_TASK[task]:
-            raise UserError(f"{what}: data set '{source}' is for {data_set.task}, not {task}")
-        if task == "generate":
-            path = datasets.lm_split_files(source, cache_dir)["validation"]
-        else:
-            path = datasets.split_paths(source, cache_dir).get("validation")
-        if not path:
+        if not paths.get("validation"):
             raise UserError(f"{what}: data set '{source}' has no validation split")
-        spec = {"task": task, "name": source, "path": path, **extra}
+        spec = {"task": task, "name": located, "path": paths["validation"], **extra}
     records = load_records(check_spec([spec])[0])
     if not records:
-        raise UserError(f"{what}: no {task} examples in it")
-    if task == "sentiment":
-        known = {r.label for r in load_records(check_spec([train_spec])[0])}
-        unknown = sorted({r.label for r in records} - known)
+        raise UserError(f"{what}: it holds no {task} examples")
+    if task == "sentiment" and labels is not None:
+        unknown = sorted({r.label for r in records} - set(labels))
         if unknown:
             raise UserError(f"{what}: labels {unknown} are not in the training data "
-                            f"({sorted(known)})")
+                            f"({sorted(labels)}); remove those examples or add them to training")
     return spec
 
 
@@ -126,37 +158,18 @@ def resolve_task(task, source, holdout_fraction=DEFAULT_HOLDOUT, cache_dir=None,
     Returns:
         `(train_spec, validation_spec_or_None, card_entry)`.
     """
-    from gpt_tf import datasets
-    from gpt_tf.datasets import registry
-
     extra = {}
     if task == "qa":
         extra = {"doc_stride": DEFAULT_DOC_STRIDE, "max_answer_tokens": DEFAULT_MAX_ANSWER_TOKENS}
     card = {"data": source, **extra}
-    if os.path.exists(source):
-        path = os.path.abspath(source)
-        if os.path.isdir(path) and task != "generate":
-            raise UserError(f"--task {task}={source}: '{source}' is a folder; {task} data is "
-                            "one file (see docs/DATASETS.md, 'Bringing your own data')")
-        base = {"task": task, "path": path, "holdout_fraction": holdout_fraction, **extra}
+    kind, located, paths = _locate(task, source, f"--task {task}={source}", cache_dir)
+    if kind == "file":
+        base = {"task": task, "path": located, "holdout_fraction": holdout_fraction, **extra}
         train = {**base, "select": "train", "weight": weight}
         validation = {**base, "select": "validation"} if holdout_fraction > 0 else None
         card["source_language"] = card["target_language"] = None
     else:
-        try:
-            spec = registry.get_spec(source)
-        except UserError:
-            raise UserError(f"--task {task}={source}: '{source}' is neither a file nor a data "
-                            f"set; data sets: {', '.join(registry.list_names())}") from None
-        if spec.task != _DATASET_TASK[task]:
-            raise UserError(f"--task {task}={source}: data set '{source}' is for {spec.task}, "
-                            f"not {task}")
-        if task == "generate":
-            files = datasets.lm_split_files(source, cache_dir)
-            paths = {"train": files["train"], "validation": files["validation"]}
-        else:
-            paths = datasets.split_paths(source, cache_dir)
-        base = {"task": task, "name": source, **extra}
+        base = {"task": task, "name": located, **extra}
         train = {**base, "path": paths["train"], "weight": weight}
         validation = {**base, "path": paths["validation"]} if paths.get("validation") else None
         if task == "translate":
@@ -281,17 +294,15 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
     if not 0.0 <= holdout_fraction < 1.0:
         raise UserError(f"holdout fraction must be in [0, 1), got {holdout_fraction}")
     weights = weights or {}
-    chosen = dict(_normalise_tasks(validation)) if validation else {}
-    stray = sorted(set(chosen) - {task for task, _ in items})
-    if stray:
-        raise UserError(f"--validation {stray[0]}=...: no --task {stray[0]} to validate")
+    chosen = _validation_sources(validation, {task for task, _ in items})
     train_specs, validation_specs, card_tasks = [], [], {}
     for task, source in items:
         train, held_out, entry = resolve_task(
             task, source, 0.0 if task in chosen else holdout_fraction, cache_dir,
             float(weights.get(task, 1.0)))
         if task in chosen:
-            held_out = resolve_validation(task, chosen[task], train, cache_dir)
+            held_out = resolve_validation(task, chosen[task], train, entry.get("labels"),
+                                          cache_dir)
             entry["validation_data"] = chosen[task]
         train_specs.append(train)
         if held_out:
