@@ -1,6 +1,17 @@
-"""Assertions shared by several test modules."""
+"""Assertions and small data files shared by several test modules."""
+
+import json
 
 import numpy as np
+
+
+def write_reviews(path, count, tag=""):
+    """A JSONL sentiment file: `count` "good" (positive) and `count` "bad" (negative) texts."""
+    path.write_text("".join(json.dumps({"text": f"{w}{tag} {i}", "label": label}) + "\n"
+                            for i in range(count)
+                            for w, label in (("good", "positive"), ("bad", "negative"))),
+                    encoding="utf-8")
+    return path
 
 
 def assert_close(actual, expected, atol=1e-5, what="values"):

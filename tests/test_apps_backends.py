@@ -21,7 +21,7 @@ from gpt_tf.errors import UserError  # noqa: E402
 from gpt_tf.tasks.qa import answer_questions  # noqa: E402
 from gpt_tf.tasks.sentiment import classify  # noqa: E402
 from gpt_tf.tasks.translate import translate  # noqa: E402
-from tests.helpers import count_answers_plainly  # noqa: E402
+from tests.helpers import count_answers_plainly, write_reviews  # noqa: E402
 
 PROMPTS = ["<|source|>light 3<|target|>", "And God said"]
 BACKENDS = ["savedmodel", "rest", "tflite-none"]
@@ -35,11 +35,7 @@ def tuned(trained_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("tuned")
     pairs = root / "pairs.tsv"
     pairs.write_text("".join(f"light {i}\tlumière {i}\n" for i in range(40)), encoding="utf-8")
-    reviews = root / "reviews.jsonl"
-    reviews.write_text("".join(json.dumps({"text": f"{w} {i}", "label": label}) + "\n"
-                               for i in range(20)
-                               for w, label in (("good", "positive"), ("bad", "negative"))),
-                       encoding="utf-8")
+    reviews = write_reviews(root / "reviews.jsonl", 20)
     run = str(root / "run")
     prepare_finetune_run(run, trained_run["run_dir"],
                          {"translate": str(pairs), "sentiment": str(reviews)},

@@ -7,17 +7,14 @@ import pytest
 
 from gpt_tf.errors import UserError
 from gpt_tf.tasks.finetune import parse_task_arg, prepare_finetune_run, read_task_card
+from tests.helpers import write_reviews
 
 
 @pytest.fixture()
 def task_files(tmp_path):
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("".join(f"light {i}\tlumière {i}\n" for i in range(30)), encoding="utf-8")
-    sentiment = tmp_path / "reviews.jsonl"
-    sentiment.write_text("".join(json.dumps({"text": f"{w} {i}", "label": label}) + "\n"
-                                 for i in range(20)
-                                 for w, label in (("good", "positive"), ("bad", "negative"))),
-                         encoding="utf-8")
+    sentiment = write_reviews(tmp_path / "reviews.jsonl", 20)
     context = "The man was Elimelech. His wife was Naomi."
     question = {"id": "1", "question": "Who?",
                 "answers": [{"text": "Naomi", "answer_start": context.index("Naomi")}]}
@@ -85,11 +82,7 @@ def test_validation_data_can_be_given_per_task(trained_run, task_files, tmp_path
     from gpt_tf.training import load_split
 
     base = trained_run["run_dir"]
-    dev = tmp_path / "dev.jsonl"
-    dev.write_text("".join(json.dumps({"text": f"{w} dev {i}", "label": label}) + "\n"
-                           for i in range(3)
-                           for w, label in (("good", "positive"), ("bad", "negative"))),
-                   encoding="utf-8")
+    dev = write_reviews(tmp_path / "dev.jsonl", 3, tag=" dev")
     run = str(tmp_path / "dev-run")
     prepare_finetune_run(run, base, {"sentiment": task_files["sentiment"],
                                      "translate": task_files["translate"]},
