@@ -167,6 +167,9 @@ class ConsoleProgress:
                        f"steps {info['step']}->{info['steps']}")
         elif kind == "resume":
             self._line(f"resumed at step {info['step']} from {info['checkpoint']}")
+        elif kind == "restore_best":
+            self._line(f"model.keras holds the best checkpoint: step {info['step']} "
+                       f"(by validation {info['metric']})")
         elif kind == "init":
             self._line(f"initialised from the weights of {info['from']}")
         elif kind == "warning":

@@ -108,6 +108,9 @@ class TrainConfig:
             share of that task's validation answers the model predicts
             exactly, token by token; for sentiment, the label; a QA question
             longer than the window counts once per window).
+        restore_best_weights: when the run ends (completed or early-stopped),
+            `model.keras` gets the weights of the `best` checkpoint instead of
+            the last step's (the checkpoints keep the last step, for resuming).
         peak_tflops: accelerator peak used for MFU (0: MFU not logged).
         sample_every: steps between generated text samples in TensorBoard
             (0: off).
@@ -139,6 +142,7 @@ class TrainConfig:
     gradient_accumulation: int = 1
     early_stopping_patience: int = 0
     best_metric: str = "loss"
+    restore_best_weights: bool = False
     peak_tflops: float = 0.0
     sample_every: int = 0
     profile_steps: str = ""

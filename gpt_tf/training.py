@@ -361,7 +361,8 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
         run_dir: a directory made by `prepare_run`.
         strategy: a `tf.distribute.Strategy` (default: `make_strategy("auto")`).
         on_event: optional `fn(kind, info)`; kinds: `start`, `resume`,
-            `warning`, `step`, `eval`, `sample`, `checkpoint`, `end`.
+            `warning`, `step`, `eval`, `sample`, `checkpoint`, `restore_best`,
+            `end`.
         sample_prompts: prompts generated every `train.sample_every` steps
             into TensorBoard.
         max_steps_this_run: stop (with a checkpoint) after this many steps in
@@ -610,6 +611,14 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     current = int(step.numpy())
     if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{current}"):
         save(status)
+    if status in ("completed", "early_stopped") and tc.restore_best_weights:
+        best = best_manager.latest_checkpoint  # every worker restores its own copy
+        if best:
+            tf.train.Checkpoint(model=model).restore(best).expect_partial()
+            emit("restore_best", {"step": int(best.rsplit("-", 1)[1]), "metric": tc.best_metric})
+        else:
+            warn("train.restore_best_weights: no evaluation ran, so model.keras keeps the last "
+                 "step's weights")
     if status in ("completed", "early_stopped") and chief:
         _save_keras_atomic(model, os.path.join(run_dir, MODEL_KERAS))
     for writer in writers.values():

@@ -120,11 +120,25 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_config, co
 
 
 def test_early_stopping(tmp_path, tiny_config, corpus_files):
+    import tensorflow as tf
+
     run_dir = _new_run(tmp_path, "early", tiny_config, corpus_files, steps=200,
                        eval_every=2, eval_steps=1, early_stopping_patience=2,
-                       learning_rate=0.5, min_learning_rate=0.5, warmup_steps=0)
-    result = train(run_dir)
+                       learning_rate=0.5, min_learning_rate=0.5, warmup_steps=0,
+                       restore_best_weights=True)
+    events = []
+    result = train(run_dir, on_event=lambda kind, info: events.append((kind, info)))
     assert result.status == "early_stopped" and result.step < 200
+    # Stopped after 2 evaluations without a better loss, so the best is an earlier step, and
+    # with restore_best_weights it is what model.keras holds; the checkpoints keep the last.
+    best_step = int(tf.train.latest_checkpoint(os.path.join(run_dir, "best")).rsplit("-", 1)[1])
+    assert best_step == result.step - 4
+    assert ("restore_best", {"step": best_step, "metric": "loss"}) in events
+    final = [np.asarray(w) for w in load_model(run_dir)[0].weights]
+    best = [np.asarray(w) for w in load_model(run_dir, "best")[0].weights]
+    for a, b in zip(final, best):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(final, _weights(run_dir)))
 
 
 def test_overrides_on_existing_run(tmp_path, tiny_config, corpus_files):
