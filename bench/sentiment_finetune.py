@@ -72,7 +72,8 @@ def _write_jsonl(path, rows):
 
 
 def training_files(work, texts, gold):
-    """`{variant: (task, path)}`: the fine-tuning data of each variant, written under `work`."""
+    """`({variant: (task, path)}, counts, review verdicts)`: the fine-tuning data of each
+    variant, written under `work`."""
     from gpt_tf.evaluation.report import load_task_data
 
     own = list(zip(texts["train"], gold["train"]))
@@ -98,6 +99,7 @@ def training_files(work, texts, gold):
     counts = {"own": len(own), "tweets_per_class": keep}
     from gpt_tf.datasets import is_prepared
 
+    verdicts = []
     if is_prepared("lm-en-reviews"):
         verdicts = review_verdicts()
         with_reviews = own + verdicts
@@ -105,7 +107,7 @@ def training_files(work, texts, gold):
         files["labels"] = ("sentiment", os.path.join(work, "own+review-verdicts.jsonl"))
         _write_jsonl(files["labels"][1], with_reviews)
         counts["review_verdicts"] = len(verdicts)
-    return files, counts
+    return files, counts, verdicts
 
 
 def review_verdicts(sentences=VERDICT_SENTENCES):
@@ -123,7 +125,7 @@ def review_verdicts(sentences=VERDICT_SENTENCES):
 
 
 def finetune(base, run_dir, task, path, steps, learning_rate=1e-4, warmup=10, floor=1e-4,
-             eval_every=None, extra=()):
+             eval_every=None, patience=0, extra=()):
     """One `gpt-tf finetune` subprocess; returns its wall seconds.
 
     `floor` 1e-4 is the floor of the runs measured before fine-tuning scaled
@@ -136,7 +138,8 @@ def finetune(base, run_dir, task, path, steps, learning_rate=1e-4, warmup=10, fl
                     f"--train.checkpoint_every={min(steps, 50)}",
                     f"--train.learning_rate={learning_rate}", f"--train.warmup_steps={warmup}",
                     f"--train.min_learning_rate={floor}", "--train.batch_size=32",
-                    "--train.early_stopping_patience=0", *extra, "--quiet"], check=True)
+                    f"--train.early_stopping_patience={patience}", *extra, "--quiet"],
+                   check=True)
     return round(time.perf_counter() - started, 1)
 
 
@@ -201,7 +204,7 @@ def main(argv=None):
     started = time.perf_counter()
     labels, texts, gold, predictions = load_with_baselines("sentiment-en")
     os.makedirs(args.work, exist_ok=True)
-    files, counts = training_files(args.work, texts, gold)
+    files, counts, verdicts = training_files(args.work, texts, gold)
 
     def app_labels(target):
         client = open_client(target)
@@ -215,7 +218,6 @@ def main(argv=None):
     if "labels" in variants:  # the baseline given the same extra labels, for a fair view
         from gpt_tf.evaluation import baselines
 
-        verdicts = review_verdicts()
         bow = baselines.BagOfWordsLogisticRegression().fit(
             texts["train"] + [t for t, _ in verdicts], gold["train"] + [g for _, g in verdicts])
         predictions["bag-of-words LR + the review verdicts of `labels`"] = {
@@ -243,9 +245,8 @@ def main(argv=None):
             if not trained:  # validated on sentiment-en's validation split, as `selected`
                 seconds[variant] = finetune(
                     base, run_dir, task, path, args.selected_steps, floor=1e-5,
-                    eval_every=SELECTED_EVAL_EVERY,
+                    eval_every=SELECTED_EVAL_EVERY, patience=SELECTED_PATIENCE,
                     extra=["--train.best_metric=sentiment_accuracy",
-                           f"--train.early_stopping_patience={SELECTED_PATIENCE}",
                            "--validation", "sentiment=sentiment-en"])
             with open(os.path.join(run_dir, "history.jsonl"), encoding="utf-8") as handle:
                 histories[variant] = [json.loads(line) for line in handle]

@@ -49,17 +49,20 @@ def no_decay_variable_names(model, decay_embeddings=False):
     return names
 
 
+def learning_rate_schedule(train_config):
+    """The `WarmupCosine` schedule of a `TrainConfig`."""
+    return WarmupCosine(train_config.learning_rate, train_config.min_learning_rate,
+                        train_config.warmup_steps, train_config.steps)
+
+
 def make_optimizer(train_config, model):
     """AdamW for `model` following `train_config` (a `TrainConfig`).
 
     Gradient clipping is done by the training loop on the all-reduced
     gradients (so it does not depend on the number of replicas), not here.
     """
-    schedule = WarmupCosine(
-        train_config.learning_rate, train_config.min_learning_rate,
-        train_config.warmup_steps, train_config.steps)
     optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
+        learning_rate=learning_rate_schedule(train_config),
         weight_decay=train_config.weight_decay,
         beta_1=train_config.beta_1,
         beta_2=train_config.beta_2,

@@ -27,11 +27,11 @@ import tensorflow as tf
 
 from gpt_tf import data as data_lib
 from gpt_tf.config import ANSWER_TASKS, RunConfig, apply_overrides
+from gpt_tf.datasets.cache import atomic_write_text
 from gpt_tf.distribute import is_chief, make_strategy
 from gpt_tf.errors import UserError
 from gpt_tf.models import GPTCausalLM
-from gpt_tf.optimizer import WarmupCosine, make_optimizer
-from gpt_tf.datasets.cache import atomic_write_text
+from gpt_tf.optimizer import learning_rate_schedule, make_optimizer
 from gpt_tf.textfiles import atomic_directory, resolve_text_files
 from gpt_tf.tokenizer import MODEL_FILE, Tokenizer, train_tokenizer
 
@@ -282,10 +282,14 @@ def evaluate(model, dataset, steps=0, jit_compile=True):
         `(mean_loss, tokens)`.
     """
     totals = evaluate_totals(model, dataset, steps, jit_compile)
-    if totals["tokens"] == 0:
+    return _mean_loss(totals["loss_sum"], totals["tokens"]), int(totals["tokens"])
+
+
+def _mean_loss(loss_sum, tokens):
+    if tokens == 0:
         raise UserError("the validation data is shorter than one window; add validation text "
                         "or lower model.sequence_length")
-    return totals["loss_sum"] / totals["tokens"], int(totals["tokens"])
+    return loss_sum / tokens
 
 
 def evaluate_totals(model, dataset, steps=0, jit_compile=True):
@@ -500,11 +504,8 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
     def run_eval():
         totals = {name: evaluate_totals(model, dataset, tc.eval_steps, jit_compile=tc.xla)
                   for name, dataset in validation.items()}
-        tokens = sum(t["tokens"] for t in totals.values())
-        if tokens == 0:
-            raise UserError("the validation data is shorter than one window; add validation "
-                            "text or lower model.sequence_length")
-        loss = sum(t["loss_sum"] for t in totals.values()) / tokens
+        loss = _mean_loss(sum(t["loss_sum"] for t in totals.values()),
+                          sum(t["tokens"] for t in totals.values()))
         metrics = {"step": int(step.numpy()), "validation_loss": loss,
                    "validation_perplexity": math.exp(min(loss, 50.0))}
         if val_bytes:
@@ -743,8 +744,7 @@ def _schedule_change(old, new, step):
                if getattr(old, k) != getattr(new, k)]
     if not changed:
         return None
-    before, after = (float(WarmupCosine(c.learning_rate, c.min_learning_rate, c.warmup_steps,
-                                        c.steps)(step)) for c in (old, new))
+    before, after = (float(learning_rate_schedule(c)(step)) for c in (old, new))
     if math.isclose(before, after, rel_tol=1e-6, abs_tol=1e-12):
         return None
     return (f"{', '.join(changed)}: the learning-rate schedule is recomputed, so at step {step} "
