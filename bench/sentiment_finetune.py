@@ -1,7 +1,8 @@
 """Sentiment: can more fine-tuning on this CPU lift the shipped GPT above bag-of-words?
 
     python bench/sentiment_finetune.py [--run models/multitask] [--work runs/bench-sentiment]
-                                       [--variants continue,tweets,channel,reviews,selected,labels]
+                                       [--variants continue,tweets,channel,reviews,selected,labels,
+                                                   dropout,lora]
                                        [--steps 150]
 
 Each variant is a real `gpt-tf finetune` run from the shipped weights (batch 32,
@@ -32,12 +33,18 @@ the same validation and test sentences as the app and both baselines:
   3 sentences of each lm-en-reviews train review (a review usually ends on its
   verdict), labelled with the whole review's label (noisy). The bag-of-words
   baseline given the same extra data is scored beside it.
+- `dropout`: `selected` with dropout 0.3 instead of the model's 0.1 (`selected`
+  overfits 3,200 sentences within 40 steps);
+- `lora`: `selected` training rank-8 LoRA adapters only (about 4% of the
+  weights; learning rate 1e-3 decaying to 1e-4), the other way to overfit less.
+  Both are trained with `train.restore_best_weights`, so their `model.keras` is
+  the checkpoint scored.
 
 The test margin over the bag-of-words baseline comes with its 95% paired
-bootstrap interval. About 2.5 hours on 2 cores for all six variants (each
+bootstrap interval. About 2.5 hours on 2 cores for the first six variants (each
 fine-tuning run 9 to 29 minutes, the reviews language-model stage 24, see
 `finetune_seconds`); a variant whose run directory already holds `model.keras`
-is only scored. For `selected` and `labels` the JSON keeps the run's validation
+is only scored. For `selected`, `labels`, `dropout` and `lora` the JSON keeps the run's validation
 history (`selection_history`: the teacher-forced accuracy that chose the checkpoint). `seconds` in the JSON is
 the last invocation's wall time. Writes bench/results/sentiment_finetune.json.
 """
@@ -62,7 +69,12 @@ from common import write_json  # noqa: E402
 RESULTS = os.path.join(HERE, "results", "sentiment_finetune.json")
 SELECTED_EVAL_EVERY, SELECTED_PATIENCE = 20, 6
 VERDICT_SENTENCES = 3
-VARIANTS = ("continue", "tweets", "channel", "reviews", "selected", "labels")
+# Variants fine-tuned from the `reviews` language model with accuracy-based selection:
+# `gpt-tf finetune` flags and learning rate of each (floor a tenth of it).
+SELECTED = {"selected": ((), 1e-4), "labels": ((), 1e-4),
+            "dropout": (("--model.dropout=0.3",), 1e-4),
+            "lora": (("--lora-rank", "8"), 1e-3)}
+VARIANTS = ("continue", "tweets", "channel", "reviews", *SELECTED)
 
 
 def _write_jsonl(path, rows):
@@ -91,7 +103,8 @@ def training_files(work, texts, gold):
              "tweets": ("sentiment", os.path.join(work, "own+tweets.jsonl")),
              "channel": ("translate", os.path.join(work, "channel.tsv"))}
     # the same fine-tuning data, from the adapted weights
-    files["reviews"] = files["selected"] = files["continue"]
+    for variant in ("reviews", "selected", "dropout", "lora"):
+        files[variant] = files["continue"]
     _write_jsonl(files["tweets"][1], mixed)
     with open(files["channel"][1], "w", encoding="utf-8") as handle:
         for text, label in own:
@@ -144,15 +157,20 @@ def finetune(base, run_dir, task, path, steps, learning_rate=1e-4, warmup=10, fl
 
 
 def best_weights_run(run_dir):
-    """`(directory, step)`: a copy of `run_dir` whose `model.keras` holds its `best` checkpoint."""
+    """`(directory, step)`: `run_dir` itself if it was trained with
+    `train.restore_best_weights` (its `model.keras` is the `best` checkpoint), else a
+    copy of it whose `model.keras` holds that checkpoint (runs trained before the option)."""
     import tensorflow as tf
 
-    from gpt_tf.training import load_model
+    from gpt_tf.training import load_model, load_run_config
 
     best = tf.train.latest_checkpoint(os.path.join(run_dir, "best"))
     if best is None:
         raise SystemExit(f"{run_dir} has no best checkpoint (it never validated); delete it and "
                          "run the variant again")
+    step = int(os.path.basename(best).rsplit("-", 1)[1])
+    if load_run_config(run_dir).train.restore_best_weights:
+        return run_dir, step
     out = run_dir + "-best"
     if not os.path.isfile(os.path.join(out, "model.keras")):
         tmp = out + ".tmp"
@@ -162,7 +180,7 @@ def best_weights_run(run_dir):
         load_model(run_dir, "best")[0].save(os.path.join(tmp, "model.keras"))
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
-    return out, int(os.path.basename(best).rsplit("-", 1)[1])
+    return out, step
 
 
 def channel_labels(client, texts, labels):
@@ -238,16 +256,18 @@ def main(argv=None):
             if not trained and not os.path.exists(os.path.join(base, "model.keras")):
                 seconds["reviews-lm"] = finetune(args.run, base, "generate", "lm-en-reviews",
                                                  args.reviews_steps, 2e-4, 20)
-        if variant in ("selected", "labels"):
+        if variant in SELECTED:
             base = os.path.join(args.work, "reviews-lm")
             if not os.path.exists(os.path.join(base, "model.keras")):
                 parser.error(f"`{variant}` starts from {base}: run the `reviews` variant first")
+            flags, rate = SELECTED[variant]
             if not trained:  # validated on sentiment-en's validation split, as `selected`
                 seconds[variant] = finetune(
-                    base, run_dir, task, path, args.selected_steps, floor=1e-5,
+                    base, run_dir, task, path, args.selected_steps, rate, floor=rate / 10,
                     eval_every=SELECTED_EVAL_EVERY, patience=SELECTED_PATIENCE,
                     extra=["--train.best_metric=sentiment_accuracy",
-                           "--validation", "sentiment=sentiment-en"])
+                           "--train.restore_best_weights=true",
+                           "--validation", "sentiment=sentiment-en", *flags])
             with open(os.path.join(run_dir, "history.jsonl"), encoding="utf-8") as handle:
                 histories[variant] = [json.loads(line) for line in handle]
             run_dir, best_step = best_weights_run(run_dir)
@@ -271,8 +291,8 @@ def main(argv=None):
     result = {"run": args.run, "labels": labels, "rows": rows, "data": counts,
               "steps": {"continue": args.steps, "tweets": args.steps,
                         "channel": args.channel_steps, "reviews": args.steps,
-                        "reviews-lm": args.reviews_steps, "selected": args.selected_steps,
-                        "labels": args.selected_steps},
+                        "reviews-lm": args.reviews_steps,
+                        **{variant: args.selected_steps for variant in SELECTED}},
               "finetune_seconds": seconds, "seconds": round(time.perf_counter() - started, 1)}
     if histories:
         result["selection_history"] = histories

@@ -93,6 +93,22 @@ def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path
     warnings = []
     assert set(_validation_sets(split, tokenizer, config, warnings.append)) == \
         {"translate", "sentiment"} and not warnings
+    # `train.eval_steps` caps each task, not the run: with batches of 2 windows, one
+    # step counts the answers in each task's first 2 windows; no cap counts them all.
+    import dataclasses
+
+    from gpt_tf.tasks.data import task_windows
+    from gpt_tf.training import evaluate_totals, load_model
+
+    model = load_model(run)[0]
+    small = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=2))
+    for task, dataset in _validation_sets(split, tokenizer, small, warnings.append).items():
+        spec = [s for s in split["validation"] if s["task"] == task]
+        mask = task_windows(spec, tokenizer, config.model.sequence_length, shuffle=False)[1][:, 1:]
+        assert len(mask) > 2  # more than one batch, so the cap matters
+        first, every = (count_answers_plainly(m, m > 0)[0] for m in (mask[:2], mask))
+        assert evaluate_totals(model, dataset, 1, jit_compile=False)["answers"] == first < every
+        assert evaluate_totals(model, dataset, 0, jit_compile=False)["answers"] == every
     too_long = tmp_path / "long.tsv"
     too_long.write_text(" ".join(["light"] * 200) + "\t" + " ".join(["lumière"] * 200) + "\n",
                         encoding="utf-8")
