@@ -47,7 +47,7 @@ test-fast: setup
 #                          trained with the JAX backend from packed arrays
 #                          (tools/portable_train.py; 6 minutes on one H200 GPU with
 #                          JAX_EXTRA=[cuda13]; plain CPU jax by default: many hours)
-#   make models            the TensorFlow loop on this machine (about 1 hour on 2 CPU
+#   make models            the TensorFlow loop on this machine (about 1.5 hours on 2 CPU
 #                          cores; fewer steps, so a weaker model)
 PORTABLE_DIR ?= runs/portable
 JAX_EXTRA ?=

