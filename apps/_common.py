@@ -28,6 +28,9 @@ def get_client(model=None, **options):
 
     if isinstance(model, Client):
         return model
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise UserError(f"model must be a path, a URL or a Client (got {model!r}); leave it out "
+                        f"for the shipped model ({DEFAULT_MODEL})")
     target = model or default_model()
     key = (target, tuple(sorted(options.items())))
     if key not in _clients:
@@ -63,6 +66,15 @@ def read_texts(values, what="text"):
         raise UserError(f"stdin held no {what} (it was empty or blank); give the {what} as "
                         "arguments or on stdin (one per line)")
     return texts
+
+
+def check_task_texts(texts, what="texts"):
+    """Empty, undecodable and separator-only texts fail here, before the model loads."""
+    from gpt_tf.clients.base import check_texts
+    from gpt_tf.tasks.formats import clean_user_text
+
+    for number, text in enumerate(check_texts(texts, what, allow_empty=False)):
+        clean_user_text(text, f"{what}[{number}]")
 
 
 def run(prog, main, argv=None):

@@ -20,6 +20,8 @@ def answer(context, question, model=None, max_answer_tokens=None, doc_stride=Non
 
 
 def main(argv=None):
+    from gpt_tf.clients.base import check_utf8
+    from gpt_tf.tasks.formats import clean_user_text
     from gpt_tf.tasks.qa import answer_questions
 
     parser = base_parser("qa", "Extractive question answering with a fine-tuned gpt-tf model.")
@@ -32,13 +34,24 @@ def main(argv=None):
     parser.add_argument("--doc-stride", type=int, default=None,
                         help="tokens between overlapping context windows")
     args = parser.parse_args(argv)
-    context = args.context
+    context, where = args.context, "--context"
     if args.context_file:
+        where = f"--context-file '{args.context_file}'"
         try:
             with open(args.context_file, encoding="utf-8") as handle:
                 context = handle.read()
-        except (OSError, UnicodeDecodeError) as error:
-            raise UserError(f"cannot read --context-file '{args.context_file}': {error}") from None
+        except UnicodeDecodeError as error:
+            raise UserError(f"{where} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                            "convert it first, e.g. `iconv -f latin1 -t utf-8`") from None
+        except OSError as error:
+            raise UserError(f"cannot read {where}: {error.strerror or error}") from None
+    # Bad text fails before the model loads, named by its flag.
+    for what, text in [(where, context)] + [(f"--question {n + 1}", q)
+                                            for n, q in enumerate(args.question)]:
+        if not text.strip():
+            raise UserError(f"{what} is empty; give some text")
+        check_utf8(text, what)
+        clean_user_text(text, what)
     client = client_from_args(args)
     results = answer_questions(client, [(context, q) for q in args.question],
                                args.max_answer_tokens, args.doc_stride)

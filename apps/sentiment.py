@@ -7,7 +7,9 @@
 
 import sys
 
-from apps._common import base_parser, client_from_args, get_client, print_json, read_texts, run
+from apps._common import (base_parser, check_task_texts, client_from_args, get_client,
+                          print_json, read_texts, run)
+from gpt_tf.errors import UserError
 
 
 def classify(texts, model=None, labels=None):
@@ -26,7 +28,14 @@ def main(argv=None):
     parser.add_argument("--labels", nargs="+", default=None,
                         help="labels to choose from (default: the model's)")
     args = parser.parse_args(argv)
-    texts = read_texts(args.text)
+    try:
+        texts = read_texts(args.text)
+    except UserError as error:
+        if args.labels:  # `--labels a b TEXT` takes TEXT as a label
+            raise UserError(f"{error} (--labels takes every word after it: put the texts "
+                            "before --labels, or end the labels with --)") from None
+        raise
+    check_task_texts(texts)
     results = classify_texts(client_from_args(args), texts, args.labels)
     if args.json:
         print_json([{"text": t, **r} for t, r in zip(texts, results)])

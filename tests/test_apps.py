@@ -71,6 +71,33 @@ def test_a_corrupt_model_file_is_a_clear_error(trained_run, tmp_path):
         load_model(str(run_dir))
 
 
+def test_a_server_that_is_not_tf_serving_is_a_clear_error():
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # a web page where the model's status should be
+            found = self.path.startswith("/v1/models/page")
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(b"<!DOCTYPE html>\n<html><body>\n" + b"<p>a web page</p>\n" * 40)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/v1/models"
+        for name in ("page", "missing"):  # 200 with HTML, 404 with HTML
+            with pytest.raises(UserError, match="not a TF Serving REST endpoint") as error:
+                open_client(f"{base}/{name}", timeout=5)
+            assert "\n" not in str(error.value) and len(str(error.value)) < 400
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_an_unreachable_server_is_a_clear_error():
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -131,6 +158,10 @@ def test_score_is_the_log_likelihood_of_the_continuation(client, trained_run):
     ({"temperature": float("nan")}, "temperature"),
     ({"top_p": 0.0}, "top_p"),
     ({"seed": 2 ** 40}, "seed"),
+    ({"top_k": 2 ** 31}, "top_k"),        # the SavedModel signature takes int32
+    ({"top_k": None}, "top_k must be an integer"),
+    ({"temperature": "hot"}, "temperature must be a number"),
+    ({"repetition_penalty": None}, "repetition_penalty must be a number"),
 ])
 def test_bad_sampling_settings_are_refused(client, kwargs, message):
     with pytest.raises(UserError, match=message):
@@ -174,6 +205,17 @@ def test_the_tasks_run_on_the_keras_backend(client):
     (lambda c: answer(c, "some text", "why?", doc_stride=0), "doc_stride"),
     (lambda c: answer(c, "some text", "why?", max_answer_tokens=0), "max_answer_tokens"),
     (lambda c: answer(c, "some text", "why?", max_answer_tokens=10_000), "max_answer_tokens"),
+    # Found by probing the apps: each was a traceback or a wrong answer.
+    (lambda c: classify(c, "<|text|>"), r"texts\[0\] holds only task separator tokens"),
+    (lambda c: translate(c, ["ok", "<|endoftext|> "]), r"texts\[1\] holds only task separator"),
+    (lambda c: answer(c, "<|context|>", "Who?"), "the context holds only task separator"),
+    (lambda c: answer(c, None, "Who?"), "the context is NoneType, not a string"),
+    (lambda c: answer(c, "text", "wh\udcffo?"), "question 0: the question is not valid UTF-8"),
+    (lambda c: answer(c, "text", "Who?", max_answer_tokens="x"), "must be an integer"),
+    (lambda c: translate(c, "hi", max_new_tokens=2.7), "max_new_tokens must be an integer"),
+    (lambda c: classify(c, "x", labels="positive"), "not the string 'positive'"),
+    (lambda c: classify(c, "x", labels=[None, "good"]), r"labels\[0\] is NoneType"),
+    (lambda c: c.generate(b"hi"), "not bytes"),
 ])
 def test_bad_task_input_is_a_clear_error(client, call, message):
     with pytest.raises(UserError, match=message):
@@ -234,11 +276,17 @@ def test_qa_the_best_scoring_window_wins_and_offsets_point_into_the_context():
     ("Britain", "Briton"),           # in no window: the most similar whole words
     ("a banish rascal", "a banished rascal"),
     ("Frodo", None),                 # nothing similar: no span
+    ("Lord Leonatus", "Leonatus"),   # a run of the answer's own words
 ])
 def test_locate_returns_whole_words(generated, expected):
     window = "Posthumus Leonatus, a banished rascal; the jolly Briton laughs."
     span = locate(window, generated)
     assert (window[span[0]:span[1]] if span else None) == expected
+
+
+def test_a_short_word_inside_the_answer_is_no_match():
+    # Found by probing the app: "at" (ratio 0.67 on 2 of 4 characters) answered "Kate".
+    assert locate("Brutus stood by the river at dawn.", "Kate") is None
 
 
 def test_sentiment_averages_chunk_probabilities():
@@ -296,12 +344,18 @@ def test_the_app_clis_answer_and_print(trained_run, capsys):
     ("translate", ["  "], "empty"),
     ("translate", ["--source", "en", "--target", "zz", "hi"], "unknown language pair"),
     ("sentiment", ["--model", "MISSING", "good"], "does not exist"),
-    ("qa", ["--context", "x", "--question", ""], "question is empty"),
+    ("qa", ["--context", "x", "--question", ""], "--question 1 is empty"),
     ("generate", ["--max-new-tokens", "0", "hi"], "max_new_tokens"),
     ("generate", ["--temperature", "nan", "hi"], "temperature"),
     ("generate", ["--seed", str(2 ** 40), "hi"], "seed"),
     ("sentiment", ["STDIN:  \n\n"], "stdin held no text"),
     ("generate", ["STDIN:"], "stdin held no prompt"),
+    ("sentiment", ["STDIN:", "--labels", "good", "bad", "a film"], "put the texts before --labels"),
+    ("sentiment", ["<|text|>"], "only task separator tokens"),
+    ("qa", ["--context", "ok\udcff", "--question", "Who?"], "--context is not valid UTF-8"),
+    ("qa", ["--context", "x", "--question", "Who?", "--question", "<|answer|>"],
+     "--question 2 holds only task separator tokens"),
+    ("sentiment", ["--model", "http://[::1:8501/v1/models/x", "good"], "malformed"),
 ])
 def test_app_user_errors_print_one_line_and_exit_2(trained_run, capsys, monkeypatch, tmp_path,
                                                    module, argv, message):

@@ -34,13 +34,25 @@ def check_sampling(max_new_tokens, limit, temperature, top_k, top_p, repetition_
     check_sampling_values(temperature, top_k, top_p, repetition_penalty)
 
 
+def _check_number(name, value, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise UserError(f"{name} must be {'an integer' if integer else 'a number'} "
+                        f"(got {value!r})")
+
+
 def check_sampling_values(temperature, top_k, top_p, repetition_penalty):
     """Raises `UserError` for sampling values no sampler accepts (NaN and infinity included)."""
+    for name, value in (("temperature", temperature), ("top_p", top_p),
+                        ("repetition_penalty", repetition_penalty)):
+        _check_number(name, value)
+    _check_number("top_k", top_k, integer=True)
     if not (math.isfinite(temperature) and temperature >= 0):
         raise UserError(f"temperature must be a finite number >= 0 (got {temperature}); "
                         "0 is greedy")
-    if top_k < 0:
-        raise UserError(f"top_k must be >= 0 (got {top_k}); 0 turns it off")
+    if not 0 <= top_k < 2**31:
+        raise UserError(f"top_k must be in [0, {2**31 - 1}] (got {top_k}); 0 turns it off, "
+                        "and so does any value of at least the vocabulary size")
     if not 0.0 < top_p <= 1.0:
         raise UserError(f"top_p must be in (0, 1] (got {top_p}); 1 turns it off")
     if not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
@@ -60,6 +72,9 @@ def check_texts(texts, what="prompts", allow_empty=True):
     """A list of strings from a string or an iterable of strings."""
     if isinstance(texts, str):
         texts = [texts]
+    if isinstance(texts, (bytes, bytearray)):
+        raise UserError(f"{what} must be text (str), not bytes; decode them first, e.g. "
+                        "data.decode('utf-8')")
     try:
         texts = list(texts)
     except TypeError:
@@ -69,14 +84,19 @@ def check_texts(texts, what="prompts", allow_empty=True):
             raise UserError(f"{what}[{number}] is {type(text).__name__}, not a string")
         if not allow_empty and not text.strip():
             raise UserError(f"{what}[{number}] is empty; give some text")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as error:
-            # Undecodable input bytes arrive as lone surrogates (surrogateescape).
-            raise UserError(f"{what}[{number}] is not valid UTF-8 text (an undecodable byte at "
-                            f"character {error.start}); convert it to UTF-8 first, e.g. "
-                            "`iconv -f latin1 -t utf-8`") from None
+        check_utf8(text, f"{what}[{number}]")
     return texts
+
+
+def check_utf8(text, what):
+    """Raises `UserError` naming `what` when `text` holds an undecodable input byte."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # Undecodable input bytes arrive as lone surrogates (surrogateescape).
+        raise UserError(f"{what} is not valid UTF-8 text (an undecodable byte at character "
+                        f"{error.start}); convert it to UTF-8 first, e.g. "
+                        "`iconv -f latin1 -t utf-8`") from None
 
 
 class Client:

@@ -26,6 +26,15 @@ SAMPLING_DEFAULTS = {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_
                      "repetition_penalty": 1.0, "seed": 0}
 
 
+def _not_tf_serving(body, limit=120):
+    """A one-line excerpt of a non-JSON answer, with what it probably means."""
+    text = " ".join(str(body).split())
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return (f"{text!r}: this is not a TF Serving REST endpoint; check the host, the port "
+            "(TF Serving's REST port is 8501) and the model name in the URL")
+
+
 class ServingClient:
     """TF Serving REST client for one model.
 
@@ -57,16 +66,16 @@ class ServingClient:
 
     def _request(self, method, url, payload=None, stream=False):
         data = None if payload is None else json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
         try:
+            request = urllib.request.Request(url, data=data, method=method,
+                                             headers={"Content-Type": "application/json"})
             response = urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
             body = error.read().decode("utf-8", errors="replace")
             try:
                 message = json.loads(body).get("error", body)
             except (ValueError, AttributeError):
-                message = body or error.reason
+                message = _not_tf_serving(body or error.reason)
             raise ServingError(error.code, f"{method} {url}: {error.code} {message}") from None
         except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
             reason = getattr(error, "reason", error)
@@ -74,10 +83,18 @@ class ServingClient:
                 f"cannot reach the model server at {self.base_url} ({reason}); start it with "
                 "`gpt-tf serve --model_config_file saved_models/models.config` or check the "
                 "URL") from None
+        except ValueError as error:  # e.g. "Invalid IPv6 URL", an unknown scheme
+            raise ServerUnavailable(f"malformed model server URL {url!r} ({error}); give one "
+                                    "like http://localhost:8501/v1/models/NAME") from None
         if stream:
             return response
         with response:
-            return json.loads(response.read().decode("utf-8"))
+            body = response.read().decode("utf-8", errors="replace")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ServingError(502, f"{method} {url}: the answer is not JSON "
+                               f"({_not_tf_serving(body)})") from None
 
     # ---- TF Serving REST API --------------------------------------------------------------
 

@@ -65,6 +65,19 @@ def strip_separators(text):
     return text
 
 
+def clean_user_text(text, what):
+    """`text` with its separator symbols blanked (`strip_separators`).
+
+    Raises:
+        UserError: naming `what`, when only separators and spaces are left.
+    """
+    clean = strip_separators(text)
+    if not clean.strip():
+        raise UserError(f"{what} holds only task separator tokens such as <|text|> or "
+                        "<|endoftext|> and no text; give some text")
+    return clean
+
+
 def translate_prompt(source):
     return SOURCE + strip_separators(source) + TARGET
 

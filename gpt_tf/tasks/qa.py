@@ -11,8 +11,10 @@ window's answer occurs in the context, the answer is
 """
 
 import difflib
+import numbers
 import re
 
+from gpt_tf.clients.base import check_utf8
 from gpt_tf.errors import UserError
 from gpt_tf.tasks import formats
 from gpt_tf.tasks.data import DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, qa_windows
@@ -26,6 +28,10 @@ def qa_settings(client, max_answer_tokens=None, doc_stride=None):
     """`(max_answer_tokens, doc_stride)`: the arguments, else the model's card, else defaults."""
     info = ((client.task_card or {}).get("tasks") or {}).get("qa") or {}
     for value, name in ((max_answer_tokens, "max_answer_tokens"), (doc_stride, "doc_stride")):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, numbers.Integral)):
+            raise UserError(f"{name} must be an integer (got {value!r}); leave it out for the "
+                            "default")
         if value is not None and int(value) < 1:
             raise UserError(f"{name} must be >= 1 (got {value}); leave it out for the default")
     max_answer = int(max_answer_tokens or info.get("max_answer_tokens")
@@ -40,8 +46,12 @@ def qa_settings(client, max_answer_tokens=None, doc_stride=None):
 
 # A generated answer that is in no window is matched to the most similar run of
 # whole words in the window when their similarity (difflib ratio, ignoring
-# case) reaches this value.
+# case) reaches FUZZY_MATCH and the run either matches at least FUZZY_COVER of
+# the answer's characters ("Briton" for "Britain") or is a run of the
+# answer's own words ("Hastings" for "Lord Hastings"). Without the second rule
+# "at" answered "Kate" (ratio 0.67 on 2 of its 4 characters).
 FUZZY_MATCH = 0.6
+FUZZY_COVER = 2 / 3
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
 
 
@@ -61,12 +71,19 @@ def _closest_words(window, answer):
     if not words or not size:
         return None
     target = answer.lower()
+    answer_words = f" {' '.join(_WORD.findall(target))} "
     best, best_ratio = None, FUZZY_MATCH
     for count in range(max(1, size - 1), size + 2):
         for first in range(len(words) - count + 1):
             s, e = words[first][0], words[first + count - 1][1]
-            ratio = difflib.SequenceMatcher(None, window[s:e].lower(), target).ratio()
-            if ratio > best_ratio:
+            candidate = window[s:e].lower()
+            matcher = difflib.SequenceMatcher(None, candidate, target)
+            ratio = matcher.ratio()
+            if ratio <= best_ratio:
+                continue
+            matched = sum(block.size for block in matcher.get_matching_blocks())
+            if (matched >= FUZZY_COVER * len(target)
+                    or f" {' '.join(_WORD.findall(candidate))} " in answer_words):
                 best, best_ratio = (s, e), ratio
     return best
 
@@ -123,8 +140,13 @@ def answer_questions(client, items, max_answer_tokens=None, doc_stride=None):
             raise UserError(f"question {number} must be a (context, question) pair")
         context, question = item
         for name, value in (("context", context), ("question", question)):
-            if not isinstance(value, str) or not value.strip():
-                raise UserError(f"question {number}: the {name} is empty; give some text")
+            what = f"question {number}: the {name}"
+            if not isinstance(value, str):
+                raise UserError(f"{what} is {type(value).__name__}, not a string")
+            if not value.strip():
+                raise UserError(f"{what} is empty; give some text")
+            check_utf8(value, what)
+            formats.clean_user_text(value, what)
         windows = qa_windows(context, question, client.count_tokens, L, max_answer, stride)
         if not windows:
             raise UserError(f"question {number} is too long for the {L}-token window; "

@@ -18,8 +18,13 @@ DEFAULT_LABELS = ("negative", "positive")
 
 def model_labels(client, labels=None):
     """The labels to score: the argument, else the model's card, else negative/positive."""
-    if labels:
-        labels = [str(label) for label in labels]
+    if labels is not None and not isinstance(labels, str) and not labels:
+        labels = None
+    if labels is not None:
+        if isinstance(labels, str):
+            raise UserError(f"labels must be a list of label words, not the string {labels!r}; "
+                            "e.g. labels=['negative', 'positive']")
+        labels = check_texts(labels, "labels")
         if not all(label.strip() for label in labels):
             raise UserError("labels must not be empty or blank")
         if len(set(labels)) < 2:
@@ -61,8 +66,8 @@ def classify(client, texts, labels=None):
     if budget < 4:
         raise UserError(f"the labels are too long for the {client.sequence_length}-token window")
     results = []
-    for text in texts:
-        clean = formats.strip_separators(text)
+    for number, text in enumerate(texts):
+        clean = formats.clean_user_text(text, f"texts[{number}]")
         chunks = text_windows(clean, client.count_tokens, budget)
         total = [0.0] * len(labels)
         for start, end in chunks:

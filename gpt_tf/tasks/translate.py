@@ -4,6 +4,8 @@ Texts longer than a third of the window are cut into consecutive chunks
 between words, each translated on its own, and the translations joined.
 """
 
+import numbers
+
 from gpt_tf.clients.base import check_texts
 from gpt_tf.errors import UserError
 from gpt_tf.tasks import formats
@@ -74,10 +76,16 @@ def translate(client, texts, source_language="en", target_language="fr", max_new
     L = client.sequence_length
     budget = source_budget(L)
     limit = client.max_new_tokens_limit
-    new_tokens = min(limit, L - 3 - budget) if max_new_tokens is None else int(max_new_tokens)
+    if max_new_tokens is None:
+        new_tokens = min(limit, L - 3 - budget)
+    elif isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral):
+        raise UserError(f"max_new_tokens must be an integer (got {max_new_tokens!r}); leave it "
+                        "out for as many as fit")
+    else:
+        new_tokens = int(max_new_tokens)
+    cleaned = [formats.clean_user_text(text, f"texts[{row}]") for row, text in enumerate(texts)]
     prompts, owners = [], []
-    for row, text in enumerate(texts):
-        clean = formats.strip_separators(text)
+    for row, clean in enumerate(cleaned):
         for start, end in text_windows(clean, client.count_tokens, budget):
             prompts.append(formats.translate_prompt(clean[start:end]))
             owners.append(row)
