@@ -380,6 +380,10 @@ def test_app_user_errors_print_one_line_and_exit_2(trained_run, capsys, monkeypa
 def test_the_default_model_is_the_shipped_one(monkeypatch, tmp_path):
     from apps import _common
 
+    for wrong in ("", " ", 3):  # not quietly the default
+        with pytest.raises(UserError, match="model must be a path, a URL or a Client"):
+            _common.get_client(wrong)
+
     monkeypatch.delenv("GPT_TF_MODEL", raising=False)
     assert _common.default_model().endswith(os.path.join("saved_models", "multitask"))
     monkeypatch.setenv("GPT_TF_MODEL", str(tmp_path))
