@@ -59,32 +59,39 @@ PORTABLE_PRETRAIN = --pretrain train.steps=12000 --pretrain train.batch_size=64 
 PORTABLE_FINETUNE = --finetune train.steps=8000 --finetune train.batch_size=64 \
 	--finetune train.warmup_steps=150 --finetune train.eval_every=250 \
 	--finetune train.early_stopping_patience=6
+# The pretraining mixture and the model shape. The shipped model used the defaults; the
+# next GPU round (docs/OPTIMISATION.md, "Next round") adds modern English:
+# MIX_SETS="lm-en lm-en-news lm-en-reviews mt-en-fr sentiment-en sentiment-en-3class"
+# TOKENIZER= (a new tokenizer trained on that mixture), and PRESET=small to try a bigger model.
+MIX_SETS ?= lm-en mt-en-fr sentiment-en sentiment-en-3class
+PRESET ?= mini
+# One stamp per set list, so a new MIX_SETS rebuilds the mixture.
+MIX_DONE = $(MODELS_DIR)/mix/.done-$(shell echo $(MIX_SETS) | tr ' ' '+')
 TASKS = --task translate=mt-en-fr --task qa=qa-en --task sentiment=sentiment-en \
 	--task generate=lm-en --weight qa=3 --weight sentiment=3
 
-$(MODELS_DIR)/mix/.done:
-	$(BIN)/gpt-tf data prepare lm-en mt-en-fr sentiment-en sentiment-en-3class qa-en
+$(MIX_DONE):
+	$(BIN)/gpt-tf data prepare $(MIX_SETS) qa-en
 	rm -rf $(MODELS_DIR)/mix
-	$(BIN)/gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class \
-		--out $(MODELS_DIR)/mix
+	$(BIN)/gpt-tf data mix $(MIX_SETS) --out $(MODELS_DIR)/mix
 	touch $@
 
-models-portable: setup $(MODELS_DIR)/mix/.done
+models-portable: setup $(MIX_DONE)
 	rm -rf $(PORTABLE_DIR) $(PORTABLE_DIR).tokenizer
 	$(if $(TOKENIZER),,$(BIN)/gpt-tf tokenizer train $(MODELS_DIR)/mix/train \
 		--output $(PORTABLE_DIR).tokenizer --vocab-size 8192)
 	$(BIN)/python tools/portable_train.py prepare --work $(PORTABLE_DIR) --mix $(MODELS_DIR)/mix \
 		--tokenizer $(or $(TOKENIZER),$(PORTABLE_DIR).tokenizer/tokenizer.model) $(TASKS) \
-		$(PORTABLE_PRETRAIN) $(PORTABLE_FINETUNE)
+		--preset $(PRESET) $(PORTABLE_PRETRAIN) $(PORTABLE_FINETUNE)
 	$(BIN)/python -c "import jax" 2>/dev/null || $(BIN)/pip install --quiet "jax$(JAX_EXTRA)"
 	KERAS_BACKEND=jax $(BIN)/python tools/portable_train.py train --work $(PORTABLE_DIR) \
 		--finetune-learning-rates 1e-3,2e-3
 	$(BIN)/python tools/portable_train.py import --work $(PORTABLE_DIR)
 	$(MAKE) ship RUN=$(PORTABLE_DIR)/multitask TRAINING=$(PORTABLE_DIR)/output/history.json
 
-models: setup $(MODELS_DIR)/mix/.done
+models: setup $(MIX_DONE)
 	$(BIN)/gpt-tf train --run-dir $(MODELS_DIR)/base --data $(MODELS_DIR)/mix/train \
-		--validation-data $(MODELS_DIR)/mix/validation --preset mini \
+		--validation-data $(MODELS_DIR)/mix/validation --preset $(PRESET) \
 		--train.steps=$(PRETRAIN_STEPS) --train.eval_every=500 --train.checkpoint_every=250
 	$(BIN)/gpt-tf finetune --base $(MODELS_DIR)/base --run-dir $(MODELS_DIR)/multitask \
 		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.learning_rate=5e-4 \
