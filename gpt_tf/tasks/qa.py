@@ -46,12 +46,13 @@ def qa_settings(client, max_answer_tokens=None, doc_stride=None):
 
 # A generated answer that is in no window is matched to the most similar run of
 # whole words in the window when their similarity (difflib ratio, ignoring
-# case) reaches FUZZY_MATCH and the run either matches at least FUZZY_COVER of
-# the answer's characters ("Briton" for "Britain") or is a run of the
-# answer's own words ("Hastings" for "Lord Hastings"). Without the second rule
-# "at" answered "Kate" (ratio 0.67 on 2 of its 4 characters).
+# case) reaches FUZZY_MATCH on at least FUZZY_MIN_CHARS matching characters.
+# On qa-en's unseen plays the model often invents a near name ("Cassandario"
+# where the text says "Cassio"), so this recovers many right answers; the
+# character floor keeps a short word from passing on a couple of letters
+# ("at" for "Kate": ratio 0.67 on 2 characters).
 FUZZY_MATCH = 0.6
-FUZZY_COVER = 2 / 3
+FUZZY_MIN_CHARS = 3
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
 
 
@@ -71,19 +72,14 @@ def _closest_words(window, answer):
     if not words or not size:
         return None
     target = answer.lower()
-    answer_words = f" {' '.join(_WORD.findall(target))} "
     best, best_ratio = None, FUZZY_MATCH
     for count in range(max(1, size - 1), size + 2):
         for first in range(len(words) - count + 1):
             s, e = words[first][0], words[first + count - 1][1]
-            candidate = window[s:e].lower()
-            matcher = difflib.SequenceMatcher(None, candidate, target)
+            matcher = difflib.SequenceMatcher(None, window[s:e].lower(), target)
             ratio = matcher.ratio()
-            if ratio <= best_ratio:
-                continue
-            matched = sum(block.size for block in matcher.get_matching_blocks())
-            if (matched >= FUZZY_COVER * len(target)
-                    or f" {' '.join(_WORD.findall(candidate))} " in answer_words):
+            if ratio > best_ratio and sum(
+                    block.size for block in matcher.get_matching_blocks()) >= FUZZY_MIN_CHARS:
                 best, best_ratio = (s, e), ratio
     return best
 
