@@ -20,8 +20,7 @@ def answer(context, question, model=None, max_answer_tokens=None, doc_stride=Non
 
 
 def main(argv=None):
-    from gpt_tf.clients.base import check_utf8
-    from gpt_tf.tasks.formats import clean_user_text
+    from gpt_tf.tasks.formats import check_user_text
     from gpt_tf.tasks.qa import answer_questions
 
     parser = base_parser("qa", "Extractive question answering with a fine-tuned gpt-tf model.")
@@ -48,10 +47,7 @@ def main(argv=None):
     # Bad text fails before the model loads, named by its flag.
     for what, text in [(where, context)] + [(f"--question {n + 1}", q)
                                             for n, q in enumerate(args.question)]:
-        if not text.strip():
-            raise UserError(f"{what} is empty; give some text")
-        check_utf8(text, what)
-        clean_user_text(text, what)
+        check_user_text(text, what)
     client = client_from_args(args)
     results = answer_questions(client, [(context, q) for q in args.question],
                                args.max_answer_tokens, args.doc_stride)

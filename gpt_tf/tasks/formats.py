@@ -65,6 +65,25 @@ def strip_separators(text):
     return text
 
 
+def check_user_text(text, what):
+    """One task input: a non-empty string of valid UTF-8 holding more than separators.
+
+    Returns:
+        `text` with its separator symbols blanked (`clean_user_text`).
+
+    Raises:
+        UserError: naming `what`.
+    """
+    from gpt_tf.clients.base import check_utf8
+
+    if not isinstance(text, str):
+        raise UserError(f"{what} is {type(text).__name__}, not a string")
+    if not text.strip():
+        raise UserError(f"{what} is empty; give some text")
+    check_utf8(text, what)
+    return clean_user_text(text, what)
+
+
 def clean_user_text(text, what):
     """`text` with its separator symbols blanked (`strip_separators`).
 

@@ -14,7 +14,6 @@ import difflib
 import numbers
 import re
 
-from gpt_tf.clients.base import check_utf8
 from gpt_tf.errors import UserError
 from gpt_tf.tasks import formats
 from gpt_tf.tasks.data import DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, qa_windows
@@ -136,13 +135,7 @@ def answer_questions(client, items, max_answer_tokens=None, doc_stride=None):
             raise UserError(f"question {number} must be a (context, question) pair")
         context, question = item
         for name, value in (("context", context), ("question", question)):
-            what = f"question {number}: the {name}"
-            if not isinstance(value, str):
-                raise UserError(f"{what} is {type(value).__name__}, not a string")
-            if not value.strip():
-                raise UserError(f"{what} is empty; give some text")
-            check_utf8(value, what)
-            formats.clean_user_text(value, what)
+            formats.check_user_text(value, f"question {number}: the {name}")
         windows = qa_windows(context, question, client.count_tokens, L, max_answer, stride)
         if not windows:
             raise UserError(f"question {number} is too long for the {L}-token window; "
