@@ -68,15 +68,6 @@ def read_texts(values, what="text"):
     return texts
 
 
-def check_task_texts(texts, what="texts"):
-    """Empty, undecodable and separator-only texts fail here, before the model loads."""
-    from gpt_tf.clients.base import check_texts
-    from gpt_tf.tasks.formats import clean_user_text
-
-    for number, text in enumerate(check_texts(texts, what, allow_empty=False)):
-        clean_user_text(text, f"{what}[{number}]")
-
-
 def run(prog, main, argv=None):
     """Runs `main(argv)`; user errors print one line and exit 2, never a traceback."""
     try:

@@ -7,8 +7,7 @@
 
 import sys
 
-from apps._common import (base_parser, check_task_texts, client_from_args, get_client,
-                          print_json, read_texts, run)
+from apps._common import base_parser, client_from_args, get_client, print_json, read_texts, run
 from gpt_tf.errors import UserError
 
 
@@ -21,6 +20,7 @@ def classify(texts, model=None, labels=None):
 
 
 def main(argv=None):
+    from gpt_tf.tasks.formats import check_user_texts
     from gpt_tf.tasks.sentiment import classify as classify_texts
 
     parser = base_parser("sentiment", "Sentiment of texts with a fine-tuned gpt-tf model.")
@@ -35,7 +35,7 @@ def main(argv=None):
             raise UserError(f"{error} (--labels takes every word after it: put the texts "
                             "before --labels, or end the labels with --)") from None
         raise
-    check_task_texts(texts)
+    check_user_texts(texts)  # before the model loads
     results = classify_texts(client_from_args(args), texts, args.labels)
     if args.json:
         print_json([{"text": t, **r} for t, r in zip(texts, results)])

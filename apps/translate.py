@@ -8,8 +8,7 @@
 
 import sys
 
-from apps._common import (base_parser, check_task_texts, client_from_args, get_client,
-                          print_json, read_texts, run)
+from apps._common import base_parser, client_from_args, get_client, print_json, read_texts, run
 
 
 def translate(texts, model=None, source="en", target="fr", max_new_tokens=None):
@@ -21,6 +20,7 @@ def translate(texts, model=None, source="en", target="fr", max_new_tokens=None):
 
 
 def main(argv=None):
+    from gpt_tf.tasks.formats import check_user_texts
     from gpt_tf.tasks.translate import translate as translate_texts
 
     parser = base_parser("translate", "Translate text with a fine-tuned gpt-tf model.")
@@ -30,7 +30,7 @@ def main(argv=None):
     parser.add_argument("--max-new-tokens", type=int, default=None)
     args = parser.parse_args(argv)
     texts = read_texts(args.text)
-    check_task_texts(texts)
+    check_user_texts(texts)  # before the model loads
     client = client_from_args(args)
     translations = translate_texts(client, texts, args.source, args.target, args.max_new_tokens)
     if args.json:

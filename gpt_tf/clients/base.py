@@ -80,16 +80,17 @@ def check_texts(texts, what="prompts", allow_empty=True):
     except TypeError:
         raise UserError(f"{what} must be a string or a list of strings") from None
     for number, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise UserError(f"{what}[{number}] is {type(text).__name__}, not a string")
-        if not allow_empty and not text.strip():
-            raise UserError(f"{what}[{number}] is empty; give some text")
-        check_utf8(text, f"{what}[{number}]")
+        check_text(text, f"{what}[{number}]", allow_empty)
     return texts
 
 
-def check_utf8(text, what):
-    """Raises `UserError` naming `what` when `text` holds an undecodable input byte."""
+def check_text(text, what, allow_empty=True):
+    """Raises `UserError` naming `what` unless `text` is a string of valid UTF-8
+    (and, unless `allow_empty`, not blank)."""
+    if not isinstance(text, str):
+        raise UserError(f"{what} is {type(text).__name__}, not a string")
+    if not allow_empty and not text.strip():
+        raise UserError(f"{what} is empty; give some text")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:

@@ -74,14 +74,18 @@ def check_user_text(text, what):
     Raises:
         UserError: naming `what`.
     """
-    from gpt_tf.clients.base import check_utf8
+    from gpt_tf.clients.base import check_text
 
-    if not isinstance(text, str):
-        raise UserError(f"{what} is {type(text).__name__}, not a string")
-    if not text.strip():
-        raise UserError(f"{what} is empty; give some text")
-    check_utf8(text, what)
+    check_text(text, what, allow_empty=False)
     return clean_user_text(text, what)
+
+
+def check_user_texts(texts, what="texts"):
+    """`check_user_text` of a string or a list of strings; returns the cleaned list."""
+    from gpt_tf.clients.base import check_texts
+
+    return [clean_user_text(text, f"{what}[{number}]")
+            for number, text in enumerate(check_texts(texts, what, allow_empty=False))]
 
 
 def clean_user_text(text, what):

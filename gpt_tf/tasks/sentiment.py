@@ -18,13 +18,12 @@ DEFAULT_LABELS = ("negative", "positive")
 
 def model_labels(client, labels=None):
     """The labels to score: the argument, else the model's card, else negative/positive."""
-    if labels is not None and not isinstance(labels, str) and not labels:
-        labels = None
+    if isinstance(labels, str):
+        raise UserError(f"labels must be a list of label words, not the string {labels!r}; "
+                        "e.g. labels=['negative', 'positive']")
     if labels is not None:
-        if isinstance(labels, str):
-            raise UserError(f"labels must be a list of label words, not the string {labels!r}; "
-                            "e.g. labels=['negative', 'positive']")
         labels = check_texts(labels, "labels")
+    if labels:  # an empty list means the default, as None does
         if not all(label.strip() for label in labels):
             raise UserError("labels must not be empty or blank")
         if len(set(labels)) < 2:
@@ -59,15 +58,14 @@ def classify(client, texts, labels=None):
         One dict per text: `label`, `probabilities` (`{label: p}`, summing
         to 1), `chunks` (how many pieces the text was scored in).
     """
-    texts = check_texts(texts, "texts", allow_empty=False)
+    cleaned = formats.check_user_texts(texts)
     labels = model_labels(client, labels)
     longest = max(client.count_tokens(labels))
     budget = sentiment_text_budget(client.sequence_length, longest)
     if budget < 4:
         raise UserError(f"the labels are too long for the {client.sequence_length}-token window")
     results = []
-    for number, text in enumerate(texts):
-        clean = formats.clean_user_text(text, f"texts[{number}]")
+    for clean in cleaned:
         chunks = text_windows(clean, client.count_tokens, budget)
         total = [0.0] * len(labels)
         for start, end in chunks:

@@ -4,9 +4,6 @@ Texts longer than a third of the window are cut into consecutive chunks
 between words, each translated on its own, and the translations joined.
 """
 
-import numbers
-
-from gpt_tf.clients.base import check_texts
 from gpt_tf.errors import UserError
 from gpt_tf.tasks import formats
 from gpt_tf.tasks.windows import text_windows
@@ -71,25 +68,19 @@ def translate(client, texts, source_language="en", target_language="fr", max_new
         A list of translations (strings).
     """
     single = isinstance(texts, str)
-    texts = check_texts(texts, "texts", allow_empty=False)
+    cleaned = formats.check_user_texts(texts)
     check_pair(client, source_language, target_language)
     L = client.sequence_length
     budget = source_budget(L)
     limit = client.max_new_tokens_limit
-    if max_new_tokens is None:
-        new_tokens = min(limit, L - 3 - budget)
-    elif isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral):
-        raise UserError(f"max_new_tokens must be an integer (got {max_new_tokens!r}); leave it "
-                        "out for as many as fit")
-    else:
-        new_tokens = int(max_new_tokens)
-    cleaned = [formats.clean_user_text(text, f"texts[{row}]") for row, text in enumerate(texts)]
+    # Not int(): a fraction is refused by `client.generate`, not cut.
+    new_tokens = min(limit, L - 3 - budget) if max_new_tokens is None else max_new_tokens
     prompts, owners = [], []
     for row, clean in enumerate(cleaned):
         for start, end in text_windows(clean, client.count_tokens, budget):
             prompts.append(formats.translate_prompt(clean[start:end]))
             owners.append(row)
-    pieces = [[] for _ in texts]
+    pieces = [[] for _ in cleaned]
     streaming = stream if (stream is not None and single and len(prompts) == 1) else None
     for first in range(0, len(prompts), _BATCH):
         batch = prompts[first:first + _BATCH]
