@@ -220,8 +220,9 @@ def cmd_train(args):
         data = args.data
         validation = args.validation_data
         if args.dataset:
-            from gpt_tf.datasets import lm_split_files
+            from gpt_tf.datasets import lm_split_files, registry
 
+            registry.check_trainable(args.dataset, "--dataset")
             splits = lm_split_files(args.dataset)
             data, validation = splits["train"], validation or splits.get("validation")
         if not data:

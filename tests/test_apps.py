@@ -14,7 +14,7 @@ from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, locate
 from gpt_tf.tasks.sentiment import classify
-from gpt_tf.tasks.translate import translate
+from gpt_tf.tasks.translate import label_leak, translate
 
 LONG = "And God said, Let there be light: and there was light. " * 12
 
@@ -272,7 +272,7 @@ def test_qa_the_best_scoring_window_wins_and_offsets_point_into_the_context():
 
 @pytest.mark.parametrize("generated, expected", [
     ("Leon", "Leonatus"),            # inside a word: widened to the whole word
-    ("natus", "Leonatus"),
+    ("natus", None),                 # the end of a word is not the word ("the" in "Athens")
     ("Britain", "Briton"),           # in no window: the most similar whole words
     ("a banish rascal", "a banished rascal"),
     ("Frodo", None),                 # nothing similar: no span
@@ -283,6 +283,26 @@ def test_locate_returns_whole_words(generated, expected):
     window = "Posthumus Leonatus, a banished rascal; the jolly Briton laughs."
     span = locate(window, generated)
     assert (window[span[0]:span[1]] if span else None) == expected
+
+
+@pytest.mark.parametrize("generated, expected", [
+    ("number as", None),    # the fuzzy rule without support matched "Northumberland"
+    ("mber", None),         # the middle of a word, found by an exact search before
+    ("hens", None),
+    ("Caesar", None),
+    ("the", "the"),         # a whole word of the context is a span
+    ("Northumbria", "Northumberland"),  # a near name keeps its start
+])
+def test_an_answer_the_context_does_not_support_is_no_answer(generated, expected):
+    # Measured on out-of-domain questions: Shakespeare names and short words were
+    # fuzzily matched onto unrelated spans ("Athens" -> "the", "Northumberland" ->
+    # "number as") and returned with no_answer false.
+    window = "The Earl of Northumberland rode to Athens, and the people cheered."
+    span = locate(window, generated)
+    assert (window[span[0]:span[1]] if span else None) == expected
+    if generated == "number as":
+        old = locate(window, generated, prefix=0)  # without the support rule
+        assert window[old[0]:old[1]] == "Northumberland"
 
 
 def test_a_short_word_inside_the_answer_is_no_match():
@@ -309,6 +329,20 @@ def test_translation_chunks_are_joined_and_the_pair_comes_from_the_card():
     with pytest.raises(UserError, match="not fine-tuned for translation"):
         translate(no_translation, "hi")
     assert classify(no_translation, "x")[0]["label"] in ("a", "b")
+
+
+def test_a_translation_never_carries_separators_or_label_words():
+    # Measured on the first shipped model: "negativement" in 7 of 200 translations.
+    card = {"tasks": {"translate": {"source_language": "en", "target_language": "fr"},
+                      "sentiment": {"labels": ["negative", "positive"]}}}
+    client = Scripted(answers={"film": "Le film est negativement mauvais . <|label|> negative",
+                               "positive": "Un test positive <|text|> x"}, card=card)
+    assert translate(client, "The film is bad.") == ["Le film est mauvais."]
+    # a label word the source holds is a word of the translation, not a leak
+    assert translate(client, "A positive test") == ["Un test positive"]
+    assert label_leak("The film is bad.", "Le film negativement <|label|>", client) == [
+        "<|label|>", "negativement"]
+    assert label_leak("A positive test", "Un test positive", client) == []
 
 
 # ---- the app CLIs --------------------------------------------------------------------------

@@ -170,8 +170,9 @@ def lm_split_files(name, cache_dir=None):
         cache_dir: the cache directory (default: `default_cache_dir()`).
 
     Returns:
-        Dict with keys "train", "validation", "test", each a sorted list of
-        absolute paths of UTF-8 text files (one document each).
+        Dict with keys "train", "validation", "test" (an evaluation-only set:
+        "test" alone), each a sorted list of absolute paths of UTF-8 text files
+        (one document each).
 
     Raises:
         UserError: unknown name, not a language-modelling set, not prepared,
@@ -192,7 +193,7 @@ def lm_split_files(name, cache_dir=None):
             )
         result[split] = files
     missing = [split for split in SPLITS if split not in result]
-    if missing:
+    if missing and not spec.evaluation_only:
         raise UserError(
             f"data set '{name}' lacks the split(s) {missing}; run `gpt-tf data prepare {name}` again"
         )

@@ -260,13 +260,14 @@ def block_splits(documents, held_out_fraction=BBC_HELD_OUT_FRACTION):
     return result
 
 
-def write_text_splits(splits, out_dir, owner):
+def write_text_splits(splits, out_dir, owner, names=SPLITS):
     """Writes one text file per document under `<out_dir>/<split>/<doc_id>.txt`.
 
     Args:
         splits: dict split -> list of `Document`.
         out_dir: the (temporary) prepared folder.
         owner: the data set name, for error messages.
+        names: the splits to write (an evaluation-only set has just "test").
 
     Returns:
         (files dict split -> folder name, counts dict split -> {documents, characters, lines}).
@@ -275,7 +276,7 @@ def write_text_splits(splits, out_dir, owner):
         UserError: a split is empty (the source is incomplete).
     """
     counts, files = {}, {}
-    for split in SPLITS:
+    for split in names:
         documents = splits.get(split, [])
         if not documents:
             raise UserError(

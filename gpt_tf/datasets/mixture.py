@@ -57,6 +57,7 @@ def build_mixture(names, out_dir, cache_dir=None, progress=None):
             os.makedirs(os.path.join(tmp, split))
         sources = {}
         for name in names:
+            registry.check_trainable(name, "gpt-tf data mix")
             spec = registry.get_spec(name)
             paths = api.split_paths(name, cache_dir)
             sources[name] = api.load_card(name, cache_dir)

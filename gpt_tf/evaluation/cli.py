@@ -15,7 +15,8 @@ import os
 import sys
 
 from gpt_tf.errors import UserError
-from gpt_tf.evaluation.report import DEFAULT_DATA, TASKS, Target, evaluate_tasks, write_report
+from gpt_tf.evaluation.report import (DEFAULT_DATA, OUT_OF_DOMAIN, TASKS, Target, evaluate_tasks,
+                                      write_report)
 
 
 def add_task_arguments(parser):
@@ -47,6 +48,13 @@ def add_task_arguments(parser):
                        help="with an --lm-data file: text for the unigram baseline")
     group.add_argument("--sentiment-train-data", default=None,
                        help="with a --sentiment-data file: labelled texts for its baselines")
+    group.add_argument("--ood-data", action="append", default=[], metavar="TASK=DATA",
+                       help="an out-of-domain test set for TASK (repeatable; replaces that "
+                            "task's defaults: " + "; ".join(
+                                f"{task}: {', '.join(names)}"
+                                for task, names in OUT_OF_DOMAIN.items()) + ")")
+    group.add_argument("--no-out-of-domain", action="store_true",
+                       help="skip the out-of-domain test sets")
     group.add_argument("--fail-under-baseline", action="store_true",
                        help="exit 1 if any metric does not beat its baseline")
     group.add_argument("--no-xla", dest="no_xla", action="store_true",
@@ -143,6 +151,22 @@ def build_targets(args, tasks):
     return out
 
 
+def out_of_domain_sets(args):
+    """`{task: [data set]}` from `--ood-data` (over the defaults) and `--no-out-of-domain`."""
+    if args.no_out_of_domain:
+        if args.ood_data:
+            raise UserError("--ood-data and --no-out-of-domain contradict each other; give one")
+        return {}
+    chosen = {}
+    for text in args.ood_data:
+        task, sep, name = text.partition("=")
+        if not sep or task not in TASKS or not name.strip():
+            raise UserError(f"--ood-data '{text}' must look like TASK=DATA with TASK one of "
+                            f"{', '.join(TASKS)}, e.g. sentiment=sentiment-en-reviews")
+        chosen.setdefault(task, []).append(name.strip())
+    return {**{task: list(names) for task, names in OUT_OF_DOMAIN.items()}, **chosen}
+
+
 def run_task_evaluation(args):
     """Runs `gpt-tf evaluate --task ...`: evaluates, writes the report, prints a summary.
 
@@ -160,15 +184,21 @@ def run_task_evaluation(args):
     def progress(line):
         print(f"evaluate: {line}", file=sys.stderr, flush=True)
 
-    report = evaluate_tasks(targets, tasks, data, args.split, limits, progress, options)
+    report = evaluate_tasks(targets, tasks, data, args.split, limits, progress, options,
+                            out_of_domain=out_of_domain_sets(args))
     json_path, md_path = write_report(report, args.output)
-    for task, entry in report["tasks"].items():
+    entries = [(task, entry) for task, entry in report["tasks"].items()]
+    entries += [(task, entry) for task, ood in report["out_of_domain"].items() for entry in ood]
+    for task, entry in entries:
+        print(f"{task} on {entry['data']} ({entry.get('domain', 'in-domain').split(':')[0]}):")
         for row in entry["comparisons"]:
             value = "error" if row["value"] is None else f"{row['value']:.4g}"
             base = "n/a" if row["baseline_value"] is None else f"{row['baseline_value']:.4g}"
-            print(f"{task:9s} {row['backend']:12s} {row['metric']:13s} {value:>9s}  vs "
+            print(f"  {row['backend']:12s} {row['metric']:13s} {value:>9s}  vs "
                   f"{row['baseline']} {base:>9s}  beats baseline: "
                   f"{'yes' if row['beats_baseline'] else 'no'}")
+    for line in report["skipped"]:
+        print(f"skipped: {line}")
     print(f"report: {md_path} and {json_path}")
     if args.fail_under_baseline and not report["summary"]["all_beat_baselines"]:
         return 1

@@ -33,6 +33,15 @@ from gpt_tf.evaluation import significance
 
 TASKS = ("lm", "translate", "qa", "sentiment")
 DEFAULT_DATA = {"lm": "lm-en", "translate": "mt-en-fr", "qa": "qa-en", "sentiment": "sentiment-en"}
+# Out-of-domain test sets: evaluation-only data sets no training step may use
+# (`registry.check_trainable`), from other publishers and domains than the training data.
+# Baselines that learn (unigram, bag-of-words) learn from the in-domain side: the model's own
+# fine-tuning data set for the task (its task card) when prepared, else `BASELINE_TRAIN`,
+# else the task's in-domain data set.
+OUT_OF_DOMAIN = {"lm": ("lm-en-wiki",), "translate": ("mt-en-fr-software",),
+                 "qa": ("qa-en-wiki",), "sentiment": ("sentiment-en-reviews",
+                                                      "sentiment-en-products")}
+BASELINE_TRAIN = {"lm-en-wiki": "lm-en-docs"}
 # Examples per task (lm: tokens) when no limit is given.
 DEFAULT_LIMITS = {"lm": 20000, "translate": 200, "qa": 200, "sentiment": 400}
 # metric -> (display name, higher is better, decimals)
@@ -76,7 +85,8 @@ def _is_name(source):
     return not os.path.exists(source)
 
 
-def load_task_data(task, source, split="test", limit=None, cache_dir=None, train_source=None):
+def load_task_data(task, source, split="test", limit=None, cache_dir=None, train_source=None,
+                   baseline_source=None):
     """Held-out examples (and baseline training data) of one task.
 
     Args:
@@ -88,6 +98,9 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
         train_source: for a file `source`, the baselines' training data
             (lm: text files; sentiment: labelled texts); a named data set
             uses its own train split.
+        baseline_source: a prepared data set whose train split trains the
+            baselines instead (needed for an evaluation-only set, which has
+            no train split).
 
     Returns:
         dict with `examples`, `train` (baseline training data or None) and `about`.
@@ -100,9 +113,16 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
     if task == "lm":
         if named:
             files = datasets.lm_split_files(source, cache_dir)
-            docs, train = files[split], files["train"]
+            if split not in files:
+                raise UserError(f"data set '{source}' has no '{split}' split")
+            docs, train = files[split], files.get("train")
+            if baseline_source:
+                train = ([baseline_source] if not _is_name(baseline_source)
+                         else datasets.lm_split_files(baseline_source, cache_dir)["train"])
         else:
-            docs, train = [source], ([train_source] if train_source else None)
+            docs = [source]
+            train = [baseline_source or train_source] if (baseline_source or train_source) \
+                else None
         return {"examples": datasets.load_text_files(docs), "train_files": train,
                 "about": about, "limit": limit}
     paths = datasets.split_paths(source, cache_dir) if named else {split: source}
@@ -112,10 +132,9 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
         pairs = datasets.load_translation_pairs(paths[split])
         language = None
         if named:
-            from gpt_tf.datasets import mt
+            from gpt_tf.datasets import registry
 
-            pair = mt.parse_pair_name(source)
-            language = (pair[0].key, pair[1].key) if pair else None
+            language = registry.translation_languages(source)
         return {"examples": evenly_spaced(pairs, limit), "about": about, "languages": language,
                 "total": len(pairs)}
     if task == "qa":
@@ -123,12 +142,17 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
         return {"examples": evenly_spaced(questions, limit), "about": about,
                 "total": len(questions)}
     texts = datasets.load_sentiment(paths[split])
-    if named:
+    if baseline_source:
+        train = datasets.load_sentiment(
+            baseline_source if not _is_name(baseline_source)
+            else datasets.split_paths(baseline_source, cache_dir)["train"])
+    elif named:
         train = datasets.load_sentiment(paths["train"]) if "train" in paths else None
     else:
         train = datasets.load_sentiment(train_source) if train_source else None
     return {"examples": evenly_spaced(texts, limit), "train": train, "about": about,
-            "total": len(texts)}
+            "total": len(texts), "baseline_data": baseline_source or (source if named else
+                                                                      train_source)}
 
 
 # ---- one task on one client ----------------------------------------------------------------
@@ -169,13 +193,15 @@ def run_lm(client, chunks):
 
 
 def run_translate(client, data):
-    from gpt_tf.tasks.translate import model_pair, translate
+    from gpt_tf.tasks.translate import label_leak, model_pair, translate
 
     source, target = data["languages"] or model_pair(client)
     pairs = data["examples"]
     hypotheses = translate(client, [p.source for p in pairs], source, target)
     references = [p.target for p in pairs]
     result = _translation_scores(hypotheses, references)
+    result["label_leaks"] = sum(bool(label_leak(p.source, h, client))
+                                for p, h in zip(pairs, hypotheses))
     result["samples"] = [{"source": p.source, "reference": p.target, "hypothesis": h}
                          for p, h in list(zip(pairs, hypotheses))[:3]]
     return result
@@ -186,8 +212,14 @@ def run_qa(client, data):
 
     questions = data["examples"]
     answers = answer_questions(client, [(q.context, q.question) for q in questions])
-    scores = _squad_scores([a["answer"] for a in answers], questions)
+    predictions = [a["answer"] for a in answers]
+    scores = _squad_scores(predictions, questions)
     scores["no_answer_rate"] = sum(a["no_answer"] for a in answers) / len(answers)
+    per_question = metrics.squad_question_scores(
+        predictions, [[x.text for x in q.answers] for q in questions])
+    scores["confidently_wrong_rate"] = sum(
+        not a["no_answer"] and f1 == 0.0 for a, (_, f1) in zip(answers, per_question)
+    ) / len(answers)
     scores["samples"] = [{"question": q.question, "gold": q.answers[0].text,
                           "predicted": a["answer"], "score": a["score"]}
                          for q, a in list(zip(questions, answers))[:3]]
@@ -326,9 +358,97 @@ def compare(task_report, task):
     return task_report
 
 
+def _evaluate_set(task, task_data, targets, client_for, say):
+    """One task on one data set: baselines, then every target; returns the report entry."""
+    first = client_for(targets[0])
+    entry = {"data": task_data["about"], "results": {}, "baselines": {},
+             "metrics": list(TASK_METRICS[task])}
+    if task == "lm":
+        chunks = lm_chunks(task_data["examples"], first.count_tokens,
+                           first.sequence_length, task_data["limit"])
+        entry["examples"] = len(chunks)
+        say(f"lm: unigram baseline on {len(chunks)} chunks")
+        entry["baselines"] = lm_baseline(task_data, chunks, first)
+    elif task == "translate":
+        entry["examples"] = len(task_data["examples"])
+        entry["baselines"] = translate_baseline(task_data)
+        sources = [p.source for p in task_data["examples"]]
+        references = [p.target for p in task_data["examples"]]
+        entry["signatures"] = {
+            "bleu": metrics.bleu(sources, references)["signature"],
+            "chrf": metrics.chrf(sources, references)["signature"]}
+    elif task == "qa":
+        entry["examples"] = len(task_data["examples"])
+        entry["baselines"] = qa_baseline(task_data)
+    else:
+        entry["examples"] = len(task_data["examples"])
+        labels = sorted({e.label for e in task_data["examples"]}
+                        | {e.label for e in (task_data.get("train") or [])})
+        entry["labels"] = labels
+        entry["baseline_data"] = task_data.get("baseline_data")
+        say("sentiment: fitting the baselines")
+        entry["baselines"] = sentiment_baselines(task_data, labels)
+    for target in targets:
+        started = time.perf_counter()
+        say(f"{task}: {target.label} on {entry['examples']} examples of {entry['data']}")
+        try:
+            client = client_for(target)
+            if task == "lm":
+                result = run_lm(client, chunks)
+            elif task == "translate":
+                result = run_translate(client, task_data)
+            elif task == "qa":
+                result = run_qa(client, task_data)
+            else:
+                result = run_sentiment(client, task_data, entry["labels"])
+        except UserError as error:
+            result = {"error": str(error)}
+            say(f"{task}: {target.label} failed: {error}")
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        result["target"] = str(getattr(target.target, "target", target.target))
+        entry["results"][target.label] = result
+    return compare(entry, task)
+
+
+def _tuned_data(client, task):
+    """The prepared data set the model was fine-tuned on for `task` (its task card), or None."""
+    from gpt_tf.datasets import api, registry
+
+    name = (((client.task_card or {}).get("tasks") or {}).get(task) or {}).get("data")
+    if not name or os.path.exists(name):
+        return None
+    try:
+        return name if api.is_prepared(name) and not registry.get_spec(name).evaluation_only \
+            else None
+    except UserError:
+        return None
+
+
+def _domain(name, cache_dir):
+    """The `domain` line of a prepared data set's card, if it has one."""
+    from gpt_tf import datasets
+
+    try:
+        return datasets.load_card(name, cache_dir).get("domain")
+    except UserError:
+        return None
+
+
+def _failures(entries):
+    failures = [f"{name}: {row['backend']} {row['metric']} vs {row['baseline']}"
+                for name, entry in entries for row in entry["comparisons"]
+                if not row["beats_baseline"]]
+    failures += [f"{name}: no baseline (no training data for it)"
+                 for name, entry in entries if not entry["baselines"]]
+    noise = [f"{name}: {row['backend']} {row['metric']} vs {row['baseline']}"
+             for name, entry in entries for row in entry["comparisons"]
+             if row["beats_baseline"] and row.get("significant") is False]
+    return failures, noise
+
+
 def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, progress=None,
-                   open_options=None, cache_dir=None):
-    """Evaluates model targets on tasks against baselines.
+                   open_options=None, cache_dir=None, out_of_domain=None):
+    """Evaluates model targets on tasks against baselines, in and out of domain.
 
     Args:
         targets: `{task: [Target, ...]}` (each task its own models) or a list
@@ -336,20 +456,27 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
         tasks: subset of `TASKS`.
         data: `{task: data set name or file}` (defaults: `DEFAULT_DATA`), and
             for files `{"lm_train": ..., "sentiment_train": ...}` (baselines).
-        split: `test` or `validation`.
+        split: `test` or `validation` (in-domain data; out-of-domain sets are
+            always their `test` split).
         limits: `{task: examples}` (lm: tokens); 0 means all.
         progress: optional `fn(str)` for progress lines.
         open_options: keyword arguments for `open_client`.
         cache_dir: data set cache.
+        out_of_domain: `{task: [data set names]}` of out-of-domain sets (the
+            CLI's default is `OUT_OF_DOMAIN`); None: none. A set that is not
+            prepared is skipped with a note.
 
     Returns:
-        The report dict (see `write_report`).
+        The report dict (see `write_report`): `tasks` holds the in-domain
+        entries, `out_of_domain` a list of entries per task.
     """
     from gpt_tf.clients import open_client
+    from gpt_tf.datasets import api
 
     say = progress or (lambda line: None)
     data = {**DEFAULT_DATA, **(data or {})}
     limits = {**DEFAULT_LIMITS, **(limits or {})}
+    out_of_domain = out_of_domain or {}
     if not isinstance(targets, dict):
         targets = {task: list(targets) for task in tasks}
     for task in tasks:
@@ -358,7 +485,7 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
         if not targets.get(task):
             raise UserError(f"no model to evaluate for task '{task}'; pass --model")
     report = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "split": split, "tasks": {}}
+              "split": split, "tasks": {}, "out_of_domain": {}, "skipped": []}
     clients = {}
 
     def client_for(target):
@@ -372,66 +499,43 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
             say(f"{task}: loading {data[task]} ({split})")
             task_data = load_task_data(task, data[task], split, limits[task], cache_dir,
                                        data.get(f"{task}_train"))
-            first = client_for(targets[task][0])
-            entry = {"data": task_data["about"], "results": {}, "baselines": {},
-                     "metrics": list(TASK_METRICS[task])}
-            if task == "lm":
-                chunks = lm_chunks(task_data["examples"], first.count_tokens,
-                                   first.sequence_length, task_data["limit"])
-                entry["examples"] = len(chunks)
-                say(f"lm: unigram baseline on {len(chunks)} chunks")
-                entry["baselines"] = lm_baseline(task_data, chunks, first)
-            elif task == "translate":
-                entry["examples"] = len(task_data["examples"])
-                entry["baselines"] = translate_baseline(task_data)
-                sources = [p.source for p in task_data["examples"]]
-                references = [p.target for p in task_data["examples"]]
-                entry["signatures"] = {
-                    "bleu": metrics.bleu(sources, references)["signature"],
-                    "chrf": metrics.chrf(sources, references)["signature"]}
-            elif task == "qa":
-                entry["examples"] = len(task_data["examples"])
-                entry["baselines"] = qa_baseline(task_data)
-            else:
-                entry["examples"] = len(task_data["examples"])
-                labels = sorted({e.label for e in task_data["examples"]}
-                                | {e.label for e in (task_data.get("train") or [])})
-                entry["labels"] = labels
-                say("sentiment: fitting the baselines")
-                entry["baselines"] = sentiment_baselines(task_data, labels)
-            for target in targets[task]:
-                started = time.perf_counter()
-                say(f"{task}: {target.label} on {entry['examples']} examples")
-                try:
-                    client = client_for(target)
-                    if task == "lm":
-                        result = run_lm(client, chunks)
-                    elif task == "translate":
-                        result = run_translate(client, task_data)
-                    elif task == "qa":
-                        result = run_qa(client, task_data)
-                    else:
-                        result = run_sentiment(client, task_data, entry["labels"])
-                except UserError as error:
-                    result = {"error": str(error)}
-                    say(f"{task}: {target.label} failed: {error}")
-                result["seconds"] = round(time.perf_counter() - started, 2)
-                result["target"] = str(getattr(target.target, "target", target.target))
-                entry["results"][target.label] = result
-            report["tasks"][task] = compare(entry, task)
+            entry = _evaluate_set(task, task_data, targets[task], client_for, say)
+            entry["domain"] = "in-domain" + (f": {_domain(data[task], cache_dir)}"
+                                             if _is_name(data[task]) and
+                                             _domain(data[task], cache_dir) else "")
+            report["tasks"][task] = entry
+            for name in out_of_domain.get(task, ()):
+                if _is_name(name) and not api.is_prepared(name, cache_dir):
+                    report["skipped"].append(f"{task}: {name} (not prepared: run `gpt-tf data "
+                                             f"prepare {name}`)")
+                    say(f"{task}: skipping {name}, not prepared")
+                    continue
+                # learned baselines learn from the in-domain side (see OUT_OF_DOMAIN)
+                in_domain = data[task] if _is_name(data[task]) else data.get(f"{task}_train")
+                baseline = None
+                if task == "lm":
+                    baseline = BASELINE_TRAIN.get(name) or in_domain
+                elif task == "sentiment":
+                    baseline = _tuned_data(client_for(targets[task][0]), task) or in_domain
+                say(f"{task}: out of domain, loading {name}")
+                ood_data = load_task_data(task, name, "test", limits[task], cache_dir,
+                                          baseline_source=baseline)
+                ood = _evaluate_set(task, ood_data, targets[task], client_for, say)
+                ood["domain"] = "out-of-domain: " + (_domain(name, cache_dir) or name)
+                ood["baseline_data"] = baseline
+                report["out_of_domain"].setdefault(task, []).append(ood)
     finally:
         for client in clients.values():
             client.close()
-    failures = [f"{task}: {row['backend']} {row['metric']} vs {row['baseline']}"
-                for task, entry in report["tasks"].items() for row in entry["comparisons"]
-                if not row["beats_baseline"]]
-    failures += [f"{task}: no baseline (no training data for it)"
-                 for task, entry in report["tasks"].items() if not entry["baselines"]]
-    noise = [f"{task}: {row['backend']} {row['metric']} vs {row['baseline']}"
-             for task, entry in report["tasks"].items() for row in entry["comparisons"]
-             if row["beats_baseline"] and row.get("significant") is False]
+    failures, noise = _failures(report["tasks"].items())
+    ood_failures, ood_noise = _failures(
+        (f"{task} ({entry['data']})", entry)
+        for task, entries in report["out_of_domain"].items() for entry in entries)
     report["summary"] = {"all_beat_baselines": not failures, "not_beaten": failures,
-                         "not_significant": noise}
+                         "not_significant": noise,
+                         "out_of_domain_all_beat_baselines": not ood_failures,
+                         "out_of_domain_not_beaten": ood_failures,
+                         "out_of_domain_not_significant": ood_noise}
     return report
 
 
@@ -446,74 +550,139 @@ def _fmt(metric, value):
 
 
 def render_markdown(report):
-    """The report as Markdown: a table per task, metric and baseline against every backend."""
+    """The report as Markdown: a summary table (in-domain and out-of-domain columns), then a
+    table per task and data set, metric and baseline against every backend."""
     lines = ["# Evaluation report", "",
              f"Created {report['created']}, held-out split `{report['split']}`. Each cell is the "
              "model's value and whether it beats the baseline on that row "
              "(lower is better for perplexity and bits per byte, higher for the rest).", ""]
     summary = report.get("summary", {})
     verdict = "yes" if summary.get("all_beat_baselines") else "no"
-    lines += [f"**Every metric beats its baseline: {verdict}.**", ""]
+    lines += [f"**Every metric beats its baseline: {verdict}.**" + (
+        " (in domain)" if report.get("out_of_domain") else "")]
+    if report.get("out_of_domain"):
+        verdict = "yes" if summary.get("out_of_domain_all_beat_baselines") else "no"
+        lines += ["", f"**Out of domain, every metric beats its baseline: {verdict}.**"]
+    lines.append("")
     if "not_significant" in summary:
-        noise = len(summary["not_significant"])
+        noise = len(summary["not_significant"]) + len(summary.get("out_of_domain_not_significant",
+                                                                   []))
         lines += [f"Wins within sampling noise (the 95% paired-bootstrap interval of the margin "
                   f"reaches 0): {noise}" + (", listed at the end." if noise else "."), ""]
+    lines += _summary_table(report)
     for task, entry in report["tasks"].items():
-        backends = list(entry["results"])
-        lines += [f"## {TASK_TITLES[task]} (`{task}`)", "",
-                  f"Data: {entry['data']}, {entry['examples']} "
-                  f"{'chunks' if task == 'lm' else 'examples'}.", ""]
-        header = ["metric", "baseline", "baseline value"] + backends
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for metric in entry["metrics"]:
-            for baseline, values in entry["baselines"].items():
-                cells = [METRICS[metric][0], baseline, _fmt(metric, values.get(metric))]
-                for label in backends:
-                    row = next(r for r in entry["comparisons"] if r["metric"] == metric
-                               and r["baseline"] == baseline and r["backend"] == label)
-                    if "error" in entry["results"][label]:
-                        cells.append("error")
-                    else:
-                        verdict = "yes" if row["beats_baseline"] else "no"
-                        cells.append(f"{_fmt(metric, row['value'])} (beats baseline: {verdict})")
-                lines.append("| " + " | ".join(cells) + " |")
-            if not entry["baselines"]:
-                cells = [METRICS[metric][0], "none (no training data)", "n/a"]
-                cells += [_fmt(metric, entry["results"][b].get(metric)) for b in backends]
-                lines.append("| " + " | ".join(cells) + " |")
-        lines += _margin_table(entry, backends)
-        lines.append("")
-        lines.append("Time per backend: " + ", ".join(
-            f"{b} {entry['results'][b].get('seconds', 0):.1f} s" for b in backends) + ".")
-        for label in backends:
-            if "error" in entry["results"][label]:
-                lines.append(f"- {label}: error: {entry['results'][label]['error']}")
-        if task == "translate":
-            lines += ["", "sacreBLEU signatures:", "",
-                      f"- BLEU: `{entry['signatures']['bleu']}`",
-                      f"- chrF: `{entry['signatures']['chrf']}`"]
-        if task == "qa":
-            rates = ", ".join(f"{b} {entry['results'][b]['no_answer_rate']:.1%}"
-                              for b in backends if "no_answer_rate" in entry["results"][b])
-            lines += ["", f"SQuAD v1.1 exact match and F1 in percent. No-answer rate: {rates}."]
-        if task == "sentiment":
-            for label in backends:
-                matrix = entry["results"][label].get("confusion_matrix")
-                if not matrix:
-                    continue
-                names = matrix["labels"]
-                lines += ["", f"Confusion matrix, {label} (rows: gold, columns: predicted):", "",
-                          "| gold \\ predicted | " + " | ".join(names) + " |",
-                          "|" + "---|" * (len(names) + 1)]
-                for name, row in zip(names, matrix["matrix"]):
-                    lines.append(f"| {name} | " + " | ".join(str(c) for c in row) + " |")
-        lines.append("")
-    if summary.get("not_beaten"):
-        lines += ["## Not beaten", ""] + [f"- {item}" for item in summary["not_beaten"]] + [""]
-    if summary.get("not_significant"):
-        lines += ["## Beaten, but within sampling noise", ""]
-        lines += [f"- {item}" for item in summary["not_significant"]] + [""]
+        lines += _entry_lines(task, entry, f"## {TASK_TITLES[task]} (`{task}`)")
+        for ood in report.get("out_of_domain", {}).get(task, []):
+            lines += _entry_lines(task, ood, f"### {TASK_TITLES[task]}, out of domain: "
+                                             f"{ood['data']}")
+    for heading, key in (("Not beaten", "not_beaten"),
+                         ("Not beaten out of domain", "out_of_domain_not_beaten"),
+                         ("Beaten, but within sampling noise", "not_significant"),
+                         ("Beaten out of domain, but within sampling noise",
+                          "out_of_domain_not_significant")):
+        if summary.get(key):
+            lines += [f"## {heading}", ""] + [f"- {item}" for item in summary[key]] + [""]
+    if report.get("skipped"):
+        lines += ["## Skipped", ""] + [f"- {item}" for item in report["skipped"]] + [""]
     return "\n".join(lines)
+
+
+def _cell(entry, metric, backend):
+    """`value vs baseline (yes/no)` for the first baseline of a metric."""
+    rows = [r for r in entry["comparisons"] if r["metric"] == metric and r["backend"] == backend]
+    if not rows or rows[-1]["value"] is None:
+        return "n/a" if not rows else "error"
+    row = rows[-1]  # the strongest baseline is listed last (bag-of-words after majority)
+    verdict = "yes" if row["beats_baseline"] else "no"
+    return (f"{_fmt(metric, row['value'])} vs {_fmt(metric, row['baseline_value'])} "
+            f"({verdict})")
+
+
+def _summary_table(report):
+    """One row per task, metric and backend: the in-domain set, then each out-of-domain set."""
+    ood = report.get("out_of_domain") or {}
+    width = max([len(v) for v in ood.values()] + [0])
+    if not width:
+        return []
+    header = ["task", "metric", "backend", "in domain"] + [f"out of domain {i + 1}"
+                                                          for i in range(width)]
+    lines = ["Summary: model value vs the strongest baseline (beats it: yes/no); the data set "
+             "of each column is named in the task's row.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for task, entry in report["tasks"].items():
+        sets = [entry] + list(ood.get(task, []))
+        cells = [task, "data set", ""] + [f"`{e['data']}`" for e in sets]
+        lines.append("| " + " | ".join(cells + [""] * (width + 1 - len(sets))) + " |")
+        for metric in entry["metrics"]:
+            for backend in entry["results"]:
+                cells = [task, METRICS[metric][0], backend]
+                cells += [_cell(e, metric, backend) for e in sets]
+                cells += [""] * (width + 1 - len(sets))
+                lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _entry_lines(task, entry, heading):
+    backends = list(entry["results"])
+    lines = [heading, "", f"Data: {entry['data']}, {entry['examples']} "
+             f"{'chunks' if task == 'lm' else 'examples'}."
+             + (f" Domain: {entry['domain']}." if entry.get("domain") else "")
+             + (f" Learned baselines trained on `{entry['baseline_data']}` (train split)."
+                if entry.get("baseline_data") else ""), ""]
+    header = ["metric", "baseline", "baseline value"] + backends
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for metric in entry["metrics"]:
+        for baseline, values in entry["baselines"].items():
+            cells = [METRICS[metric][0], baseline, _fmt(metric, values.get(metric))]
+            for label in backends:
+                row = next(r for r in entry["comparisons"] if r["metric"] == metric
+                           and r["baseline"] == baseline and r["backend"] == label)
+                if "error" in entry["results"][label]:
+                    cells.append("error")
+                else:
+                    verdict = "yes" if row["beats_baseline"] else "no"
+                    cells.append(f"{_fmt(metric, row['value'])} (beats baseline: {verdict})")
+            lines.append("| " + " | ".join(cells) + " |")
+        if not entry["baselines"]:
+            cells = [METRICS[metric][0], "none (no training data)", "n/a"]
+            cells += [_fmt(metric, entry["results"][b].get(metric)) for b in backends]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += _margin_table(entry, backends)
+    lines.append("")
+    lines.append("Time per backend: " + ", ".join(
+        f"{b} {entry['results'][b].get('seconds', 0):.1f} s" for b in backends) + ".")
+    for label in backends:
+        if "error" in entry["results"][label]:
+            lines.append(f"- {label}: error: {entry['results'][label]['error']}")
+    if task == "translate":
+        lines += ["", "sacreBLEU signatures:", "",
+                  f"- BLEU: `{entry['signatures']['bleu']}`",
+                  f"- chrF: `{entry['signatures']['chrf']}`"]
+        leaks = ", ".join(f"{b} {entry['results'][b]['label_leaks']}" for b in backends
+                          if "label_leaks" in entry["results"][b])
+        if leaks:
+            lines += ["", f"Translations holding a task label word or separator that the source "
+                          f"lacks: {leaks}."]
+    if task == "qa":
+        rates = ", ".join(
+            f"{b} {entry['results'][b]['no_answer_rate']:.1%} no answer, "
+            f"{entry['results'][b].get('confidently_wrong_rate', 0):.1%} confidently wrong"
+            for b in backends if "no_answer_rate" in entry["results"][b])
+        lines += ["", "SQuAD v1.1 exact match and F1 in percent. Confidently wrong: an answer "
+                      f"given (not 'no answer') with F1 0. {rates}."]
+    if task == "sentiment":
+        for label in backends:
+            matrix = entry["results"][label].get("confusion_matrix")
+            if not matrix:
+                continue
+            names = matrix["labels"]
+            lines += ["", f"Confusion matrix, {label} (rows: gold, columns: predicted):", "",
+                      "| gold \\ predicted | " + " | ".join(names) + " |",
+                      "|" + "---|" * (len(names) + 1)]
+            for name, row in zip(names, matrix["matrix"]):
+                lines.append(f"| {name} | " + " | ".join(str(c) for c in row) + " |")
+    lines.append("")
+    return lines
 
 
 def _margin_table(entry, backends):

@@ -104,6 +104,7 @@ def _locate(task, source, what, cache_dir=None):
     except UserError:
         raise UserError(f"{what}: '{source}' is neither a file nor a data set; data sets: "
                         f"{', '.join(registry.list_names())}") from None
+    registry.check_trainable(source, what)
     if spec.task != _DATASET_TASK[task]:
         raise UserError(f"{what}: data set '{source}' is for {spec.task}, not {task}")
     if task == "generate":
@@ -173,10 +174,10 @@ def resolve_task(task, source, holdout_fraction=DEFAULT_HOLDOUT, cache_dir=None,
         train = {**base, "path": paths["train"], "weight": weight}
         validation = {**base, "path": paths["validation"]} if paths.get("validation") else None
         if task == "translate":
-            from gpt_tf.datasets import mt
+            from gpt_tf.datasets import registry
 
-            pair = mt.parse_pair_name(source)
-            card["source_language"], card["target_language"] = pair[0].key, pair[1].key
+            card["source_language"], card["target_language"] = (
+                registry.translation_languages(source) or (None, None))
     if task == "sentiment":
         records = load_records(check_spec([train])[0])
         card["labels"] = sorted({r.label for r in records})

@@ -101,6 +101,14 @@ def clean_user_text(text, what):
     return clean
 
 
+def cut_at_separator(text):
+    """`text` up to its first separator symbol (a generated answer ends there: what follows
+    belongs to another task's format)."""
+    cut = min((text.find(symbol) for symbol in _ALL_SEPARATORS if symbol in text),
+              default=len(text))
+    return text[:cut]
+
+
 def translate_prompt(source):
     return SOURCE + strip_separators(source) + TARGET
 

@@ -50,9 +50,30 @@ def qa_settings(client, max_answer_tokens=None, doc_stride=None):
 # where the text says "Cassio"), so this recovers many right answers; the
 # character floor keeps a short word from passing on a couple of letters
 # ("at" for "Kate": ratio 0.67 on 2 characters).
+#
+# An answer must also be *supported* by the span it is matched to: a run of words
+# that only shares letters somewhere inside ("Northumberland" -> "number as",
+# "Athens" -> "the", measured on out-of-domain questions) is not the answer, it
+# is the model not knowing. Supported: the span and the answer start with the
+# same FUZZY_PREFIX letters (invented names keep the real name's start:
+# "Cassandario" for "Cassio", "Leon" for "Leonatus"), or the span's words are
+# at least half of a longer answer ("Lord Leonatus"), or they are near copies
+# (ratio >= FUZZY_STRONG_MATCH). Otherwise the question gets "no answer".
 FUZZY_MATCH = 0.6
 FUZZY_MIN_CHARS = 3
+FUZZY_PREFIX = 3
+FUZZY_STRONG_MATCH = 0.85
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
+
+
+def supported(span, answer, prefix=FUZZY_PREFIX):
+    """Whether a fuzzy match of `answer` to the context text `span` is supported (see above)."""
+    a, b = span.lower().strip(), answer.lower().strip()
+    if prefix <= 0 or a[:prefix] == b[:prefix]:
+        return True
+    if 2 * len(a) >= len(b) and re.search(r"(?<!\w)" + re.escape(a) + r"(?!\w)", b):
+        return True  # the span's words inside a longer answer ("Lord Leonatus")
+    return difflib.SequenceMatcher(None, a, b).ratio() >= FUZZY_STRONG_MATCH
 
 
 def _whole_words(window, start, end):
@@ -64,8 +85,8 @@ def _whole_words(window, start, end):
     return start, end
 
 
-def _closest_words(window, answer):
-    """`(start, end)` of the run of whole words most like `answer`, or None."""
+def _closest_words(window, answer, prefix=FUZZY_PREFIX):
+    """`(start, end)` of the supported run of whole words most like `answer`, or None."""
     words = [(m.start(), m.end()) for m in _WORD.finditer(window)]
     size = len(_WORD.findall(answer))
     if not words or not size:
@@ -78,30 +99,33 @@ def _closest_words(window, answer):
             matcher = difflib.SequenceMatcher(None, window[s:e].lower(), target)
             ratio = matcher.ratio()
             if ratio > best_ratio and sum(
-                    block.size for block in matcher.get_matching_blocks()) >= FUZZY_MIN_CHARS:
+                    block.size for block in matcher.get_matching_blocks()) >= FUZZY_MIN_CHARS \
+                    and supported(window[s:e], answer, prefix):
                 best, best_ratio = (s, e), ratio
     return best
 
 
-def locate(window, answer):
+def locate(window, answer, prefix=FUZZY_PREFIX):
     """`(start, end)` of `answer` in `window`, or None.
 
-    Tried in order: the exact text, the text ignoring case and spacing, then
-    the most similar run of whole words (see `FUZZY_MATCH`). A match inside a
+    Tried in order: the exact text, the text ignoring case and spacing (each
+    starting at the start of a word, not inside one), then
+    the most similar run of whole words that supports it (see `FUZZY_MATCH`
+    and `supported`; `prefix=0` drops the prefix rule). A match inside a
     word is widened to the whole word (an extractive answer is whole words:
     "Leon" generated for "Leonatus" answers "Leonatus").
     """
     answer = answer.strip()
     if not answer:
         return None
-    index = window.find(answer)
-    if index >= 0:
-        return _whole_words(window, index, index + len(answer))
     pattern = r"\s+".join(re.escape(word) for word in answer.split())
-    match = re.search(pattern, window, re.IGNORECASE)
-    if match:
-        return _whole_words(window, match.start(), match.end())
-    return _closest_words(window, answer)
+    for flags in (0, re.IGNORECASE):
+        for match in re.finditer(pattern, window, flags):
+            start = match.start()
+            if start > 0 and window[start - 1].isalnum() and window[start].isalnum():
+                continue  # the middle of a word ("the" in "Athens") is not this answer
+            return _whole_words(window, start, match.end())
+    return _closest_words(window, answer, prefix)
 
 
 def _no_answer(windows, generated=""):
@@ -109,7 +133,8 @@ def _no_answer(windows, generated=""):
             "windows": windows, "generated": generated}
 
 
-def answer_questions(client, items, max_answer_tokens=None, doc_stride=None):
+def answer_questions(client, items, max_answer_tokens=None, doc_stride=None,
+                     fuzzy_prefix=FUZZY_PREFIX):
     """Answers `(context, question)` pairs.
 
     Args:
@@ -118,6 +143,7 @@ def answer_questions(client, items, max_answer_tokens=None, doc_stride=None):
         max_answer_tokens: tokens generated per answer (default: the model's
             card, else 32).
         doc_stride: tokens between the starts of overlapping context windows.
+        fuzzy_prefix: see `supported` (0: any fuzzy match counts, for comparisons).
 
     Returns:
         One dict per item: `answer` (text, a slice of the context), `start`,
@@ -152,7 +178,8 @@ def answer_questions(client, items, max_answer_tokens=None, doc_stride=None):
     for (number, start, end, prompt), text in zip(jobs, generated):
         context = items[number][0]
         raw[number] = raw[number] or text.strip()
-        span = locate(context[start:end], text)
+        text = formats.cut_at_separator(text)
+        span = locate(context[start:end], text, fuzzy_prefix)
         if span is None:
             continue
         s, e = start + span[0], start + span[1]

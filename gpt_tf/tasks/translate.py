@@ -2,7 +2,13 @@
 
 Texts longer than a third of the window are cut into consecutive chunks
 between words, each translated on its own, and the translations joined.
+A translation never carries another task's tokens: it ends at the first
+separator symbol, and words starting with a sentiment label word of the
+model ("negativement" for `negative`) are dropped unless the source has
+that label word (`clean_translation`).
 """
+
+import re
 
 from gpt_tf.errors import UserError
 from gpt_tf.tasks import formats
@@ -45,6 +51,35 @@ def check_pair(client, source_language, target_language):
                         f"`gpt-tf finetune --task translate={name}`")
 
 
+def label_words(client):
+    """The sentiment label words of a multi-task model (lower case), else ()."""
+    card = client.task_card or {}
+    labels = ((card.get("tasks") or {}).get("sentiment") or {}).get("labels") or ()
+    return tuple(label.lower() for label in labels if label.strip())
+
+
+def _leaked_words(source, text, labels):
+    source = source.lower()
+    return [word for word in re.findall(r"\w+", text)
+            if any(word.lower().startswith(label) and label not in source for label in labels)]
+
+
+def label_leak(source, translation, client):
+    """The label words and separators in `translation` that `source` does not hold."""
+    separators = [s for s in formats._ALL_SEPARATORS if s in translation and s not in source]
+    return separators + _leaked_words(source, translation, label_words(client))
+
+
+def clean_translation(source, text, labels):
+    """A generated translation without separators or leaked label words (see the module doc)."""
+    text = formats.cut_at_separator(text)
+    leaked = set(_leaked_words(source, text, labels))
+    if leaked:
+        text = re.sub(r"\w+", lambda m: "" if m.group() in leaked else m.group(), text)
+        text = re.sub(r"\s{2,}", " ", re.sub(r"\s+([.,;:!?])", r"\1", text))
+    return text.strip()
+
+
 def source_budget(sequence_length):
     """Source tokens per chunk: a third of the window, the rest is for the translation."""
     return max(4, (sequence_length - 3) // 3)
@@ -75,18 +110,21 @@ def translate(client, texts, source_language="en", target_language="fr", max_new
     limit = client.max_new_tokens_limit
     # Not int(): a fraction is refused by `client.generate`, not cut.
     new_tokens = min(limit, L - 3 - budget) if max_new_tokens is None else max_new_tokens
-    prompts, owners = [], []
+    prompts, owners, chunks = [], [], []
     for row, clean in enumerate(cleaned):
         for start, end in text_windows(clean, client.count_tokens, budget):
             prompts.append(formats.translate_prompt(clean[start:end]))
             owners.append(row)
+            chunks.append(clean[start:end])
+    labels = label_words(client)
     pieces = [[] for _ in cleaned]
     streaming = stream if (stream is not None and single and len(prompts) == 1) else None
     for first in range(0, len(prompts), _BATCH):
         batch = prompts[first:first + _BATCH]
         completions = client.generate(batch, max_new_tokens=new_tokens, stream=streaming)
         for offset, completion in enumerate(completions):
-            pieces[owners[first + offset]].append(completion.text.strip())
+            pieces[owners[first + offset]].append(
+                clean_translation(chunks[first + offset], completion.text, labels))
     out = [" ".join(p for p in row if p) for row in pieces]
     if stream is not None and streaming is None:
         for row, text in enumerate(out):

