@@ -636,3 +636,34 @@ def test_mixture_keeps_test_splits_out(cache, tmp_path):
         with open(play, encoding="utf-8") as handle:
             assert handle.read()[:200] not in mixed
     assert json.loads((out / "mixture.json").read_text())["sets"][0] == "lm-en"
+
+
+@pytest.mark.parametrize("name", PREPARED)
+def test_every_card_lists_the_reserved_evaluation_sources(cache, name):
+    reserved = card(cache, name)["reserved_sources_excluded"]
+    assert any("Debian Administrator's Handbook" in line for line in reserved)
+    assert any("Python documentation" in line for line in reserved)
+    assert any("Austen" in line for line in reserved)
+    reviews = reserved[-1]
+    assert ("holds the 1,500 reserved" in reviews) == (name == "lm-en-reviews")
+    assert card(cache, name)["reserved_source_markers"]["found"] == {}
+    assert "## Reserved evaluation sources (excluded)" in (
+        api.prepared_dir(name, cache) / "card.md").read_text(encoding="utf-8")
+
+
+def test_prepare_refuses_a_set_holding_reserved_text(fake, tmp_path, monkeypatch):
+    original = builders.build_lm_en
+
+    def leaking(sources_, out_dir, progress):
+        fields = original(sources_, out_dir, progress)
+        first = next((Path(out_dir) / "train").glob("*.txt"))
+        first.write_text(first.read_text() + "\nIt is a truth that Elizabeth Bennet knew.\n")
+        return fields
+
+    import dataclasses
+
+    monkeypatch.setitem(registry._SPECS, "lm-en",
+                        dataclasses.replace(registry._SPECS["lm-en"], build=leaking))
+    with pytest.raises(RuntimeError, match="reserved evaluation source"):
+        api.prepare("lm-en", tmp_path / "c", fake["downloader"], pins=fake["pins"])
+    assert not api.is_prepared("lm-en", tmp_path / "c")

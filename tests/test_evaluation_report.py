@@ -53,7 +53,7 @@ class ScriptedClient(Client):
 
     def _score(self, prompt, continuations):
         if prompt.startswith("<|text|>"):
-            gold = dict(SENTIMENT)[prompt[len("<|text|>"):-len("<|label|>")]]
+            gold = dict(SENTIMENT).get(prompt[len("<|text|>"):-len("<|label|>")], "negative")
             target = gold if self.good else "negative"
             return [0.0 if c == target else -5.0 for c in continuations]
         return [-1.0 * len(self._tokenize([c])[0]) for c in continuations]
@@ -218,3 +218,46 @@ def test_a_task_without_baseline_data_is_not_counted_as_beaten(data_files):
     assert report["tasks"]["sentiment"]["results"]["scripted"]["accuracy"] == 1.0
     assert not report["summary"]["all_beat_baselines"]
     assert "none (no training data)" in render_markdown(report)
+
+
+def test_out_of_domain_sets_get_their_own_columns_and_verdicts(data_files, tmp_path):
+    # An out-of-domain sentiment set the scripted model gets wrong (it knows only SENTIMENT's
+    # texts and answers "negative" for the rest) and a translation set it copies.
+    ood_sentiment = tmp_path / "ood_sentiment.jsonl"
+    ood_sentiment.write_text("".join(json.dumps({"text": f"lovely thing {i}", "label": "positive"})
+                                     + "\n" for i in range(3)), encoding="utf-8")
+    ood_translate = tmp_path / "ood_pairs.jsonl"
+    ood_translate.write_text(json.dumps({"source": "the light shines",
+                                         "target": "la lumière brille"}) + "\n", encoding="utf-8")
+    report = evaluate_tasks(
+        [Target("scripted", ScriptedClient())], tasks=("translate", "sentiment"),
+        data=data_files, limits={},
+        out_of_domain={"sentiment": [str(ood_sentiment)], "translate": [str(ood_translate)]})
+    assert report["summary"]["all_beat_baselines"]  # in domain
+    [sentiment] = report["out_of_domain"]["sentiment"]
+    assert sentiment["data"] == str(ood_sentiment) and sentiment["domain"].startswith(
+        "out-of-domain")
+    # the learned baselines learn from the in-domain training data
+    assert sentiment["baseline_data"] == data_files["sentiment_train"]
+    assert sentiment["results"]["scripted"]["accuracy"] == 0.0
+    assert not report["summary"]["out_of_domain_all_beat_baselines"]
+    assert any(item.startswith(f"sentiment ({ood_sentiment})")
+               for item in report["summary"]["out_of_domain_not_beaten"])
+    assert report["out_of_domain"]["translate"][0]["results"]["scripted"]["chrf"] > 99
+    markdown = render_markdown(report)
+    assert "| task | metric | backend | in domain | out of domain 1 |" in markdown
+    assert "Out of domain, every metric beats its baseline: no." in markdown
+    assert "### Sentiment, out of domain:" in markdown
+    assert "in domain)" in markdown
+
+
+def test_the_cli_chooses_out_of_domain_sets(data_files):
+    args = argparse.Namespace(no_out_of_domain=False, ood_data=["qa=my.json"])
+    chosen = eval_cli.out_of_domain_sets(args)
+    assert chosen["qa"] == ["my.json"] and chosen["sentiment"] == ["sentiment-en-reviews",
+                                                                   "sentiment-en-products"]
+    assert eval_cli.out_of_domain_sets(argparse.Namespace(no_out_of_domain=True,
+                                                          ood_data=[])) == {}
+    with pytest.raises(UserError, match="TASK=DATA"):
+        eval_cli.out_of_domain_sets(argparse.Namespace(no_out_of_domain=False,
+                                                       ood_data=["nonsense"]))

