@@ -1,4 +1,4 @@
-"""Runs every app on a real example with the shipped models and prints the answers.
+"""Runs every app on real held-out examples with the shipped models and prints the answers.
 
 The four apps on the shipped SavedModel (in process), one app through the
 TFLite runner (int8, no TensorFlow in that code path) and one through a
@@ -23,18 +23,21 @@ SAVED_MODEL = os.path.join("saved_models", "multitask")
 TFLITE_MODEL = os.path.join("tflite", "multitask-int8")
 MODEL_NAME = "multitask"
 
-# Held-out examples, chosen mechanically (not cherry-picked): the first mt-en-fr test
-# pair of 20-70 characters (Ruth 1:3), the first qa-en test question
-# (cymbeline), and the first short positive and negative sentiment-en
-# test sentences.
-TRANSLATE = "Elimelech, Naomi's husband, died; and she was left, and her two sons."
-TRANSLATE_REFERENCE = 'Élimélec, mari de Naomi, mourut, et elle resta avec ses deux fils.'
-QA_CONTEXT = "It had been pity you should have been put together with so mortal a purpose as then each bore, upon importance of so slight and trivial a nature. By your pardon, sir, I was then a young traveller; rather shunn'd to go even with what I heard than in my every action to be guided by others' experiences: but upon my mended judgement--if I offend to say it is mended--my quarrel was not altogether slight. Faith, yes, to be put to the arbitrement of swords, and by such two that would by all likelihood have confounded one the other, or have fallen both. Can we, with manners, ask what was the difference? Safely, I think; 'twas a contention in public, which may, without contradiction, suffer the report. It was much like an argument that fell out last night, where each of us fell in praise of our country-mistresses; this gentleman at that time vouching--and upon warrant of bloody affirmation--his to be more fair, virtuous, wise, chaste, constant, qualified, and less attemptable than any the rarest of our ladies in France. That lady is not now living, or this gentleman's opinion by this worn out. She holds her virtue still, and I my mind. You must not so far prefer her 'fore ours of Italy."
-QA_QUESTION = "Being so far provok'd as I was in @placeholder, I would abate her nothing, though I profess myself her adorer, not her friend."
-QA_REFERENCE = 'France'
-SENTIMENTS = ['a refreshingly authentic coming-of-age tale .', "i can't recommend it . but it's surprisingly harmless ."]
-SENTIMENT_REFERENCES = ["positive", "negative"]
-PROMPT = "ROMEO. O, she doth teach"
+# Held-out examples, chosen mechanically by tools/demo_examples.py (the first of each test
+# split passing a stated filter, never training data): a Bible verse and a software message
+# to translate, a Shakespeare and a Wikipedia cloze question, two whole movie reviews and two
+# product-review snippets. The modern ones come from the evaluation-only (out-of-domain) sets.
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_examples.json")
+PROMPTS = ["ROMEO. O, she doth teach", "To configure the database connection, set"]
+
+
+def _load_examples():
+    with open(EXAMPLES, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _short(text, limit=160):
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
 
 
 def _section(title):
@@ -69,24 +72,33 @@ def main():
             print(f"apps.demo: error: '{path}' is missing; run from the repository root, or "
                   "rebuild the shipped models with `make models`", file=sys.stderr)
             return 2
+    examples = _load_examples()
     _section(f"generate (SavedModel {SAVED_MODEL})")
-    print(generate.generate(PROMPT, model=SAVED_MODEL, max_new_tokens=40, seed=1))
+    for prompt in PROMPTS:
+        print(generate.generate(prompt, model=SAVED_MODEL, max_new_tokens=40, seed=1))
     _section("translate en -> fr (SavedModel)")
-    print(f"{TRANSLATE}\n-> {translate.translate(TRANSLATE, model=SAVED_MODEL)}\n"
-          f"(reference: {TRANSLATE_REFERENCE})")
-    _section("question answering (SavedModel)")
-    result = qa.answer(QA_CONTEXT, QA_QUESTION, model=SAVED_MODEL)
-    print(f"Q: {QA_QUESTION}\nA: {result['answer']!r} (chars {result['start']}-{result['end']}, "
-          f"score {result['score']:.2f}, no_answer={result['no_answer']}; reference "
-          f"{QA_REFERENCE!r})")
-    _section("sentiment (SavedModel)")
-    for text, verdict in zip(SENTIMENTS, sentiment.classify(SENTIMENTS, model=SAVED_MODEL)):
+    for example in examples["translate"]:
+        print(f"[{example['from']}]\n{example['text']}\n-> "
+              f"{translate.translate(example['text'], model=SAVED_MODEL)}\n"
+              f"(reference: {example['reference']})")
+    _section("question answering (SavedModel; cloze questions: @placeholder is the answer)")
+    for example in examples["qa"]:
+        result = qa.answer(example["context"], example["question"], model=SAVED_MODEL)
+        print(f"[{example['from']}]\nQ: {example['question']}\nA: {result['answer']!r} "
+              f"(score {result['score']:.2f}, no_answer={result['no_answer']}; reference "
+              f"{example['reference']!r})")
+    _section("sentiment (SavedModel; whole reviews are read in windows)")
+    texts = [example["text"] for example in examples["sentiment"]]
+    for example, verdict in zip(examples["sentiment"],
+                                sentiment.classify(texts, model=SAVED_MODEL)):
         probabilities = ", ".join(f"{k} {v:.2f}" for k, v in verdict["probabilities"].items())
-        print(f"{text!r}: {verdict['label']} ({probabilities})")
-    print(f"(references: {', '.join(SENTIMENT_REFERENCES)})")
+        print(f"[{example['from']}] {_short(example['text'])!r}\n  -> {verdict['label']} "
+              f"({probabilities}; {verdict['chunks']} window(s); reference "
+              f"{example['reference']})")
 
+    technical = examples["translate"][-1]["text"]
     _section(f"translate through the TFLite runner ({TFLITE_MODEL}, int8)")
-    print(f"{TRANSLATE}\n-> {translate.translate(TRANSLATE, model=TFLITE_MODEL)}")
+    print(f"{technical}\n-> {translate.translate(technical, model=TFLITE_MODEL)}")
 
     port = _free_port()
     _section(f"sentiment through the REST server (gpt-tf serve on port {port})")
@@ -97,7 +109,8 @@ def main():
     try:
         url = f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}"
         _wait_ready(url, server)
-        for text, verdict in zip(SENTIMENTS, sentiment.classify(SENTIMENTS, model=url)):
+        snippets = [e["text"] for e in examples["sentiment"][2:]]
+        for text, verdict in zip(snippets, sentiment.classify(snippets, model=url)):
             print(f"{text!r}: {verdict['label']} (REST {url})")
     finally:
         server.terminate()

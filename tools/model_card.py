@@ -16,10 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gpt_tf.config import ModelConfig  # noqa: E402
 from gpt_tf.evaluation import significance  # noqa: E402
 
-PRETRAINING = ("`gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class`: the 35 "
-               "training plays of lm-en, the English and the French verses of the mt-en-fr "
-               "training books (as monolingual text, the pairs are left for fine-tuning), and "
-               "the texts (no labels) of the sentiment training splits; test splits never")
+PORTABLE_PRETRAINING = (
+    "`gpt-tf data mix lm-en mt-en-fr sentiment-en sentiment-en-3class`: the 35 training plays of "
+    "lm-en, the English and the French verses of the mt-en-fr training books (as monolingual "
+    "text, the pairs are left for fine-tuning), and the texts (no labels) of the sentiment "
+    "training splits; test splits never")
 
 
 def _load(path):
@@ -39,7 +40,32 @@ def _stage_line(name, stage):
             f"{config['warmup_steps']} | {where} |")
 
 
-def card(run, reports, training=None):
+def _gpt_tf_stage_line(name, run):
+    """A training-table row from a gpt-tf run directory (config.json + history.jsonl)."""
+    config = _load(os.path.join(run, "config.json"))["train"]
+    history = []
+    path = os.path.join(run, "history.jsonl")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            history = [json.loads(line) for line in handle if line.strip()]
+    best = min(history, key=lambda h: h["validation_loss"]) if history else None
+    where = (f"best validation loss {best['validation_loss']:.4f} at step {best['step']}"
+             if best else "no validation recorded")
+    tokens = config["steps"] * config["batch_size"] * 256
+    return (f"| {name} | {config['steps']} | {config['batch_size']} x 256 ({tokens / 1e6:.0f}M "
+            f"tokens) | {config['learning_rate']:g} -> {config['min_learning_rate']:g}, warmup "
+            f"{config['warmup_steps']}, {config['mixed_precision']} | {where} |")
+
+
+def _mixture_text(mixture):
+    counts = mixture["counts"]["train"]
+    return (f"`gpt-tf data mix {' '.join(mixture['sets'])}`: {counts['characters'] / 1e6:.1f} M "
+            f"characters in {counts['documents']:,} documents (train splits; translation pairs "
+            "as monolingual English and French text, sentiment texts without labels); test "
+            "splits and the evaluation-only sets never")
+
+
+def card(run, reports, training=None, base=None, mixture=None):
     config = _load(os.path.join(run, "config.json"))
     task_card = _load(os.path.join(run, "task_card.json"))
     model = config["model"]
@@ -54,8 +80,16 @@ def card(run, reports, training=None):
     for task, info in task_card["tasks"].items():
         prompt = task_card.get("prompt_formats", {}).get(task, "")
         lines.append(f"| {task} | {info['data']} | `{prompt}` |")
-    lines += ["", f"Pretraining text: {PRETRAINING}. Data cards: `gpt-tf data info NAME`, "
+    pretraining = _mixture_text(mixture) if mixture else PORTABLE_PRETRAINING
+    lines += ["", f"Pretraining text: {pretraining}. Data cards: `gpt-tf data info NAME`, "
               "docs/DATASETS.md.", ""]
+    if base:
+        lines += ["## Training", "", "| stage | steps | batch | learning rate | result |",
+                  "|---|---|---|---|---|", _gpt_tf_stage_line("pretraining", base),
+                  _gpt_tf_stage_line("fine-tuning", run),
+                  "", f"Dropout {model['dropout']}, AdamW, trained on 2 CPU cores with gpt-tf's "
+                  "TensorFlow loop (`make models`); the fine-tuned weights are the best "
+                  "validation checkpoint (train.restore_best_weights).", ""]
     if training:
         lines += ["## Training", "", "| stage | steps | batch | learning rate | result |",
                   "|---|---|---|---|---|", _stage_line("pretraining", training["pretrain"])]
@@ -78,7 +112,11 @@ def card(run, reports, training=None):
                   "the interval reaches 0).", "",
                   "| task | metric | backend | examples | value | baseline | baseline value | "
                   "beats it | margin [95% interval] |", "|---|---|---|---|---|---|---|---|---|"]
-        for task, section in report["tasks"].items():
+        sections = [(task, section) for task, section in report["tasks"].items()]
+        sections += [(f"{task} (out of domain: {section['data']})", section)
+                     for task, entries in (report.get("out_of_domain") or {}).items()
+                     for section in entries]
+        for task, section in sections:
             for c in section.get("comparisons", []):
                 verdict = "yes" if c["beats_baseline"] else "**no**"
                 if "ci95" in c and significance.verdict(c["ci95"]) == "within noise":
@@ -91,14 +129,18 @@ def card(run, reports, training=None):
                              f"{margin} |")
         not_beaten += [f"{item} ({report['path']})"
                        for item in report["summary"].get("not_beaten", [])]
+        not_beaten += [f"out of domain: {item} ({report['path']})"
+                       for item in report["summary"].get("out_of_domain_not_beaten", [])]
         lines.append("")
     lines += ["Every metric beats its baseline: "
               + ("yes." if not not_beaten else "no; not beaten: " + "; ".join(not_beaten) + "."),
               "", "## Limits", "",
-              "- Trained on small public-domain and research corpora (Shakespeare, two Bible "
-              "translations, movie-review sentences, tweets): outside those domains expect poor "
-              "output. The QA data is cloze questions made from the plays (template-made, see "
-              "docs/DATASETS.md), not SQuAD.",
+              "- A 5M-parameter model trained on about " + (
+                  f"{mixture['counts']['train']['characters'] / 1e6:.0f} M characters"
+                  if mixture else "14.5 M characters") + " of public text: expect short, "
+              "plain outputs; the out-of-domain rows above say how it does on text from "
+              "publishers it never saw. The QA data is template-made cloze questions (see "
+              "docs/DATASETS.md), not human-written questions.",
               "- It can generate anything its training text contains; do not use it for "
               "decisions about people.", ""]
     return "\n".join(lines)
@@ -110,12 +152,15 @@ def main(argv=None):
     parser.add_argument("--report", action="append", required=True,
                         help="report.json of gpt-tf evaluate (repeatable)")
     parser.add_argument("--training", help="history.json of tools/portable_train.py")
+    parser.add_argument("--base", help="the pretraining run directory (gpt-tf's own loop)")
+    parser.add_argument("--mixture", help="mixture.json of the pretraining mixture")
     parser.add_argument("--out", action="append", required=True, help="card path (repeatable)")
     args = parser.parse_args(argv)
     reports = []
     for path in args.report:
         reports.append({**_load(path), "path": path})
-    text = card(args.run, reports, _load(args.training) if args.training else None)
+    text = card(args.run, reports, _load(args.training) if args.training else None,
+                base=args.base, mixture=_load(args.mixture) if args.mixture else None)
     for path in args.out:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
