@@ -48,8 +48,8 @@ test-fast: setup
 #                          arrays (tools/portable_train.py; on a GPU with JAX_EXTRA=[cuda13];
 #                          it made the round-9 model from Shakespeare and the Bible)
 MODELS_DIR ?= runs/models
-PRETRAIN_STEPS ?= 1800
-FINETUNE_STEPS ?= 1000
+PRETRAIN_STEPS ?= 1500
+FINETUNE_STEPS ?= 800
 PORTABLE_DIR ?= runs/portable
 JAX_EXTRA ?=
 # TOKENIZER= trains a new tokenizer on the mixture (make models always does); a path reuses one.
@@ -100,7 +100,7 @@ models: setup $(MIX_DONE)
 		--validation-data $(MODELS_DIR)/mix/validation $(PRETRAIN) \
 		$(if $(TOKENIZER),--tokenizer $(TOKENIZER)) --quiet
 	$(BIN)/gpt-tf finetune --base $(MODELS_DIR)/base --run-dir $(MODELS_DIR)/multitask \
-		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.learning_rate=5e-4 \
+		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.batch_size=16 --train.learning_rate=5e-4 \
 		--train.warmup_steps=50 --train.eval_every=250 --train.eval_steps=20 \
 		--train.checkpoint_every=100 --train.restore_best_weights=true --quiet
 	$(MAKE) ship RUN=$(MODELS_DIR)/multitask

@@ -261,3 +261,13 @@ def test_the_cli_chooses_out_of_domain_sets(data_files):
     with pytest.raises(UserError, match="TASK=DATA"):
         eval_cli.out_of_domain_sets(argparse.Namespace(no_out_of_domain=False,
                                                        ood_data=["nonsense"]))
+
+
+def test_limits_are_given_for_every_task_or_one():
+    tasks = ["lm", "translate", "qa"]
+    assert eval_cli.task_limits([], tasks) == {}
+    assert eval_cli.task_limits(["100", "lm=5000"], tasks) == {"lm": 5000, "translate": 100,
+                                                               "qa": 100}
+    for bad in ("x", "-1", "poetry=3", "qa=many"):
+        with pytest.raises(UserError, match="--limit"):
+            eval_cli.task_limits([bad], tasks)

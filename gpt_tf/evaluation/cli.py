@@ -38,9 +38,10 @@ def add_task_arguments(parser):
     group.add_argument("--output", default=os.path.join("reports", "evaluation"),
                        help="directory for report.md and report.json (default reports/evaluation)")
     group.add_argument("--split", default="test", choices=("test", "validation"))
-    group.add_argument("--limit", type=int, default=None,
-                       help="examples per task (lm: tokens); 0: all (defaults: lm 20000 tokens, "
-                            "translate 200, qa 200, sentiment 400)")
+    group.add_argument("--limit", action="append", default=[], metavar="[TASK=]N",
+                       help="examples per task and data set (lm: tokens); 0: all; TASK=N for one "
+                            "task (repeatable; defaults: lm 20000 tokens, translate 200, qa 200, "
+                            "sentiment 400)")
     for task in TASKS:
         group.add_argument(f"--{task}-data", dest=f"{task}_data", default=DEFAULT_DATA[task],
                            help=f"data set or file for {task} (default {DEFAULT_DATA[task]})")
@@ -151,6 +152,22 @@ def build_targets(args, tasks):
     return out
 
 
+def task_limits(values, tasks):
+    """`{task: N}` from `--limit N` (every task) and `--limit TASK=N` values."""
+    limits = {}
+    for text in values:
+        task, sep, number = str(text).rpartition("=")
+        try:
+            value = int(number)
+        except ValueError:
+            value = -1
+        if value < 0 or (sep and task not in TASKS):
+            raise UserError(f"--limit '{text}' must be N or TASK=N with N >= 0 (0: all) and TASK "
+                            f"one of {', '.join(TASKS)}")
+        limits.update({task: value} if sep else {t: value for t in tasks})
+    return limits
+
+
 def out_of_domain_sets(args):
     """`{task: [data set]}` from `--ood-data` (over the defaults) and `--no-out-of-domain`."""
     if args.no_out_of_domain:
@@ -175,7 +192,7 @@ def run_task_evaluation(args):
     """
     tasks = list(TASKS) if args.task == "all" else [args.task]
     targets = build_targets(args, tasks)
-    limits = {} if args.limit is None else {task: args.limit for task in tasks}
+    limits = task_limits(args.limit, tasks)
     data = {task: getattr(args, f"{task}_data") for task in TASKS}
     data.update(lm_train=args.lm_train_data, sentiment_train=args.sentiment_train_data)
     options = {"jit_compile": not args.no_xla,
