@@ -101,7 +101,7 @@ models: setup $(MIX_DONE)
 		$(if $(TOKENIZER),--tokenizer $(TOKENIZER)) --quiet
 	$(BIN)/gpt-tf finetune --base $(MODELS_DIR)/base --run-dir $(MODELS_DIR)/multitask \
 		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.batch_size=16 --train.learning_rate=5e-4 \
-		--train.warmup_steps=50 --train.eval_every=250 --train.eval_steps=20 \
+		--train.warmup_steps=50 --train.eval_every=200 --train.eval_steps=20 \
 		--train.checkpoint_every=100 --train.restore_best_weights=true --quiet
 	$(MAKE) ship RUN=$(MODELS_DIR)/multitask
 

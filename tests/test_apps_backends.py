@@ -272,7 +272,8 @@ def test_the_report_compares_the_exports_of_a_run(tuned, exports, tmp_path):
     args = add_task_arguments(argparse.ArgumentParser()).parse_args([
         "--task", "sentiment", "--model", tuned["run"], "--backend-compare",
         "--exports-dir", exports["base"], "--sentiment-data", str(data),
-        "--sentiment-train-data", str(data), "--output", str(tmp_path / "report"), "--no-xla"])
+        "--sentiment-train-data", str(data), "--output", str(tmp_path / "report"), "--no-xla",
+        "--no-out-of-domain"])
     assert run_task_evaluation(args) == 0
     report = json.load(open(tmp_path / "report" / "report.json"))
     results = report["tasks"]["sentiment"]["results"]
