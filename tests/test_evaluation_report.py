@@ -231,7 +231,7 @@ def test_out_of_domain_sets_get_their_own_columns_and_verdicts(data_files, tmp_p
                                          "target": "la lumière brille"}) + "\n", encoding="utf-8")
     report = evaluate_tasks(
         [Target("scripted", ScriptedClient())], tasks=("translate", "sentiment"),
-        data=data_files, limits={},
+        data=data_files, limits={str(ood_sentiment): 2},
         out_of_domain={"sentiment": [str(ood_sentiment)], "translate": [str(ood_translate)]})
     assert report["summary"]["all_beat_baselines"]  # in domain
     [sentiment] = report["out_of_domain"]["sentiment"]
@@ -240,6 +240,10 @@ def test_out_of_domain_sets_get_their_own_columns_and_verdicts(data_files, tmp_p
     # the learned baselines learn from the in-domain training data
     assert sentiment["baseline_data"] == data_files["sentiment_train"]
     assert sentiment["results"]["scripted"]["accuracy"] == 0.0
+    assert sentiment["examples"] == 2  # its own limit
+    with pytest.raises(UserError, match="neither a task nor a data set"):
+        evaluate_tasks([Target("scripted", ScriptedClient())], tasks=("qa",), data=data_files,
+                       limits={"poetry": 3})
     assert not report["summary"]["out_of_domain_all_beat_baselines"]
     assert any(item.startswith(f"sentiment ({ood_sentiment})")
                for item in report["summary"]["out_of_domain_not_beaten"])
@@ -268,6 +272,8 @@ def test_limits_are_given_for_every_task_or_one():
     assert eval_cli.task_limits([], tasks) == {}
     assert eval_cli.task_limits(["100", "lm=5000"], tasks) == {"lm": 5000, "translate": 100,
                                                                "qa": 100}
-    for bad in ("x", "-1", "poetry=3", "qa=many"):
+    assert eval_cli.task_limits(["sentiment-en-reviews=100"], tasks) == {
+        "sentiment-en-reviews": 100}
+    for bad in ("x", "-1", "=3", "qa=many"):
         with pytest.raises(UserError, match="--limit"):
             eval_cli.task_limits([bad], tasks)

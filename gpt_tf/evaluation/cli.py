@@ -39,9 +39,9 @@ def add_task_arguments(parser):
                        help="directory for report.md and report.json (default reports/evaluation)")
     group.add_argument("--split", default="test", choices=("test", "validation"))
     group.add_argument("--limit", action="append", default=[], metavar="[TASK=]N",
-                       help="examples per task and data set (lm: tokens); 0: all; TASK=N for one "
-                            "task (repeatable; defaults: lm 20000 tokens, translate 200, qa 200, "
-                            "sentiment 400)")
+                       help="examples per data set (lm: tokens); 0: all; TASK=N for one task, "
+                            "DATASET=N for one data set (repeatable; defaults: lm 20000 tokens, "
+                            "translate 200, qa 200, sentiment 400)")
     for task in TASKS:
         group.add_argument(f"--{task}-data", dest=f"{task}_data", default=DEFAULT_DATA[task],
                            help=f"data set or file for {task} (default {DEFAULT_DATA[task]})")
@@ -153,18 +153,19 @@ def build_targets(args, tasks):
 
 
 def task_limits(values, tasks):
-    """`{task: N}` from `--limit N` (every task) and `--limit TASK=N` values."""
+    """`{task or data set: N}` from `--limit N` (every task), `--limit TASK=N` and
+    `--limit DATASET=N` (one data set, e.g. an out-of-domain one) values."""
     limits = {}
     for text in values:
-        task, sep, number = str(text).rpartition("=")
+        key, sep, number = str(text).rpartition("=")
         try:
             value = int(number)
         except ValueError:
             value = -1
-        if value < 0 or (sep and task not in TASKS):
-            raise UserError(f"--limit '{text}' must be N or TASK=N with N >= 0 (0: all) and TASK "
-                            f"one of {', '.join(TASKS)}")
-        limits.update({task: value} if sep else {t: value for t in tasks})
+        if value < 0 or (sep and not key.strip()):
+            raise UserError(f"--limit '{text}' must be N, TASK=N or DATASET=N with N >= 0 (0: "
+                            f"all); tasks: {', '.join(TASKS)}")
+        limits.update({key.strip(): value} if sep else {t: value for t in tasks})
     return limits
 
 

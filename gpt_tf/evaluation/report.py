@@ -458,7 +458,8 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
             for files `{"lm_train": ..., "sentiment_train": ...}` (baselines).
         split: `test` or `validation` (in-domain data; out-of-domain sets are
             always their `test` split).
-        limits: `{task: examples}` (lm: tokens); 0 means all.
+        limits: `{task or data set name: examples}` (lm: tokens); 0 means all; a data
+            set's own limit wins over its task's.
         progress: optional `fn(str)` for progress lines.
         open_options: keyword arguments for `open_client`.
         cache_dir: data set cache.
@@ -476,6 +477,11 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
     say = progress or (lambda line: None)
     data = {**DEFAULT_DATA, **(data or {})}
     limits = {**DEFAULT_LIMITS, **(limits or {})}
+    unknown = sorted(set(limits) - set(TASKS) - set(data.values())
+                     - {n for names in (out_of_domain or {}).values() for n in names})
+    if unknown:
+        raise UserError(f"a limit names {unknown}, which is neither a task nor a data set of "
+                        "this evaluation")
     out_of_domain = out_of_domain or {}
     if not isinstance(targets, dict):
         targets = {task: list(targets) for task in tasks}
@@ -497,7 +503,8 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
     try:
         for task in tasks:
             say(f"{task}: loading {data[task]} ({split})")
-            task_data = load_task_data(task, data[task], split, limits[task], cache_dir,
+            task_data = load_task_data(task, data[task], split,
+                                       limits.get(data[task], limits[task]), cache_dir,
                                        data.get(f"{task}_train"))
             entry = _evaluate_set(task, task_data, targets[task], client_for, say)
             entry["domain"] = "in-domain" + (f": {_domain(data[task], cache_dir)}"
@@ -518,8 +525,8 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
                 elif task == "sentiment":
                     baseline = _tuned_data(client_for(targets[task][0]), task) or in_domain
                 say(f"{task}: out of domain, loading {name}")
-                ood_data = load_task_data(task, name, "test", limits[task], cache_dir,
-                                          baseline_source=baseline)
+                ood_data = load_task_data(task, name, "test", limits.get(name, limits[task]),
+                                          cache_dir, baseline_source=baseline)
                 ood = _evaluate_set(task, ood_data, targets[task], client_for, say)
                 ood["domain"] = "out-of-domain: " + (_domain(name, cache_dir) or name)
                 ood["baseline_data"] = baseline
