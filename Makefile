@@ -108,7 +108,9 @@ models: setup $(MIX_DONE)
 # Copies a fine-tuned run to models/multitask, exports it as the next SavedModel version
 # (older versions are removed: the repository keeps one) and int8 TFLite, evaluates all
 # three backends on the test splits, in and out of domain, and writes the model cards.
-# TRAINING: the portable trainer's history.json (kept as models/multitask/training_history.json).
+# TRAINING: the portable trainer's history.json (kept as models/multitask/training_history.json);
+# with it, RUN's own history.jsonl is a further fine-tuning on this machine (round 10's
+# adaptation of the round-9 model: make ship RUN=runs/adapt TRAINING=...).
 # BASE: the pretraining run of gpt-tf's own loop (its config, history and mixture are kept
 # under models/multitask/pretraining/ for the card).
 BASE ?= $(MODELS_DIR)/base
@@ -119,8 +121,9 @@ ship: setup
 	rm -rf models/multitask.new && mkdir -p models/multitask.new
 	cp $(RUN)/config.json $(RUN)/tokenizer.model $(RUN)/tokenizer.json $(RUN)/model.keras \
 		$(RUN)/task_card.json $(RUN)/export_tasks.json models/multitask.new/
-	$(if $(TRAINING),,cp $(RUN)/history.jsonl models/multitask.new/ && \
-		mkdir -p models/multitask.new/pretraining && \
+	cp $(RUN)/history.jsonl models/multitask.new/
+	$(if $(wildcard $(RUN)/init_from.json),cp $(RUN)/init_from.json models/multitask.new/)
+	$(if $(TRAINING),,mkdir -p models/multitask.new/pretraining && \
 		cp $(BASE)/config.json $(BASE)/history.jsonl models/multitask.new/pretraining/ && \
 		cp $(MODELS_DIR)/mix/mixture.json models/multitask.new/pretraining/)
 	rm -rf models/multitask && mv models/multitask.new models/multitask

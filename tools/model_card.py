@@ -103,6 +103,11 @@ def card(run, reports, training=None, base=None, mixture=None):
                   f"{chosen['config']['clip_norm']}. Trained with "
                   f"{training.get('backend', 'jax')} on one GPU by tools/portable_train.py "
                   "(`make models-portable`).", ""]
+        if os.path.isfile(os.path.join(run, "init_from.json")):
+            lines += ["Then fine-tuned further on this machine with gpt-tf's TensorFlow loop "
+                      "(the run's own `config.json` and `history.jsonl`):", "",
+                      "| stage | steps | batch | learning rate | result |", "|---|---|---|---|---|",
+                      _gpt_tf_stage_line("adaptation fine-tuning (CPU)", run), ""]
     lines += ["## Evaluation", ""]
     not_beaten = []
     for report in reports:
