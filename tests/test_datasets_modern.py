@@ -298,6 +298,8 @@ def test_wikipedia_sets_are_evaluation_only(tmp_path):
 def _vader_source(root):
     rows = {
         "movies": [("A warm , funny film number 3 that I loved .", 2.0),  # a sentiment-en text
+                   # a quote of a reserved whole review (pang_lee_reviews_csv)
+                   ("Review 3 opens here. The clever plot of film 3 goes on.", 2.0),
                    ("A bright new film that soars", 2.5), ("A grim slog of a film", -2.2),
                    ("An ordinary film", 0.1)],
         "products": [("The battery died in a day", -2.0), ("Works great", 2.4), ("Fine", 0.2)],
@@ -340,6 +342,7 @@ def test_broad_sentiment_keeps_sentiment_en_held_out_and_balances_tweets(tmp_pat
     texts = [r["text"] for split in SPLITS for r in rows[split]]
     assert "A warm , funny film number 3 that I loved ." not in texts  # a sentiment-en sentence
     assert "An ordinary film" not in texts  # neutral rating
+    assert not any(text.startswith("Review 3 opens") for text in texts)  # reserved review
     assert {r["domain"] for split in SPLITS for r in rows[split]} >= {
         "movies (sentiment-en)", "editorials (VADER)", "tweets (VADER)"}
     crowdflower = [r["label"] for split in SPLITS for r in rows[split]

