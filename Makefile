@@ -39,11 +39,13 @@ test-fast: setup
 
 # The shipped multi-task model: data -> pretraining mixture -> tokenizer -> pretrain ->
 # fine-tune on the four tasks -> SavedModel + int8 TFLite -> evaluation report.
-#   make models            the generalist model on this CPU (the shipped one since round 10):
-#                          modern data for every task (docs, news, software messages,
-#                          tweets, editorials), bfloat16, about 80 minutes of pretraining and
-#                          20 of fine-tuning on 2 cores, then about 40 of reports. Every stage
-#                          resumes where it stopped: rerun `make models` after an interruption.
+#   make models            a generalist model from scratch on this CPU (round 10, measured,
+#                          not shipped: docs/OPTIMISATION.md): modern data for every task
+#                          (docs, news, software messages, tweets, editorials), bfloat16,
+#                          about 80 minutes of pretraining and 25 of fine-tuning on 2 cores,
+#                          then `ship`, which REPLACES models/, saved_models/ and tflite/
+#                          (git checkout restores them). Every stage resumes where it stopped:
+#                          rerun `make models` after an interruption.
 #   make models-portable   the same Keras model trained with the JAX backend from packed
 #                          arrays (tools/portable_train.py; on a GPU with JAX_EXTRA=[cuda13];
 #                          it made the round-9 model from Shakespeare and the Bible)

@@ -228,5 +228,4 @@ def wikitext_to_text(wikitext):
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r" ([,.;:])", r"\1", text)
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text)]
-    # a paragraph of one short line between headings is a heading; keep; drop empties
-    return "\n\n".join(" ".join(p.split("\n")) if len(p) > 0 else p for p in paragraphs if p)
+    return "\n\n".join(" ".join(p.split("\n")) for p in paragraphs if p)

@@ -507,9 +507,8 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
                                        limits.get(data[task], limits[task]), cache_dir,
                                        data.get(f"{task}_train"))
             entry = _evaluate_set(task, task_data, targets[task], client_for, say)
-            entry["domain"] = "in-domain" + (f": {_domain(data[task], cache_dir)}"
-                                             if _is_name(data[task]) and
-                                             _domain(data[task], cache_dir) else "")
+            domain = _domain(data[task], cache_dir) if _is_name(data[task]) else None
+            entry["domain"] = "in-domain" + (f": {domain}" if domain else "")
             report["tasks"][task] = entry
             for name in out_of_domain.get(task, ()):
                 if _is_name(name) and not api.is_prepared(name, cache_dir):

@@ -101,11 +101,15 @@ def clean_user_text(text, what):
     return clean
 
 
+def separators_in(text):
+    """The separator symbols that occur in `text`, in their fixed order."""
+    return [symbol for symbol in _ALL_SEPARATORS if symbol in text]
+
+
 def cut_at_separator(text):
     """`text` up to its first separator symbol (a generated answer ends there: what follows
     belongs to another task's format)."""
-    cut = min((text.find(symbol) for symbol in _ALL_SEPARATORS if symbol in text),
-              default=len(text))
+    cut = min((text.find(symbol) for symbol in separators_in(text)), default=len(text))
     return text[:cut]
 
 

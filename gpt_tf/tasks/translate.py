@@ -66,7 +66,7 @@ def _leaked_words(source, text, labels):
 
 def label_leak(source, translation, client):
     """The label words and separators in `translation` that `source` does not hold."""
-    separators = [s for s in formats._ALL_SEPARATORS if s in translation and s not in source]
+    separators = [s for s in formats.separators_in(translation) if s not in source]
     return separators + _leaked_words(source, translation, label_words(client))
 
 
