@@ -187,7 +187,7 @@ def section_tflite(work, quantize, repeats=5, steps=128):
 def _run(section, work, extra=()):
     command = [sys.executable, __file__, "--section", section, "--work", work, *extra]
     process = subprocess.run(command, capture_output=True, text=True, timeout=3600)
-    lines = [l for l in process.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
+    lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if process.returncode or not lines:
         print(f"{section} failed:\n{process.stderr[-3000:]}", file=sys.stderr)
         return None

@@ -21,7 +21,7 @@ import os
 import statistics
 import time
 
-from common import report, run_interleaved, torch_available
+from common import format_or_dash, report, run_interleaved, torch_available
 
 REFERENCE = dict(vocab_size=8192, sequence_length=256, num_layers=4, hidden_dim=256,
                  num_heads=4, intermediate_dim=1024)
@@ -123,7 +123,9 @@ def generate_nocache(repeats=2):
 def generate_keras_hub(repeats=3):
     import numpy as np
 
-    import gpt_tf  # noqa: F401
+    import gpt_tf  # noqa: F401  (before keras_hub: sets the Keras backend)
+
+    # isort: split
     import keras_hub
 
     backbone = keras_hub.models.GPT2Backbone(
@@ -275,9 +277,9 @@ def main():
           f"{NEW} new tokens; best of {args.rounds} interleaved rounds, cpu_count={os.cpu_count()}")
     print(f"{'measurement':<22}{'train tok/s':>14}{'gen ms/token':>14}{'peak RSS MB':>14}")
     for section, row in table.items():
-        fmt = lambda v, f: (f % v) if v is not None else "-"
-        print(f"{section:<22}{fmt(row['tokens_per_second'], '%.0f'):>14}"
-              f"{fmt(row['ms_per_token'], '%.3f'):>14}{fmt(row['peak_rss_mb'], '%.0f'):>14}")
+        print(f"{section:<22}{format_or_dash(row['tokens_per_second'], '%.0f'):>14}"
+              f"{format_or_dash(row['ms_per_token'], '%.3f'):>14}"
+              f"{format_or_dash(row['peak_rss_mb'], '%.0f'):>14}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump({"config": REFERENCE, "batch": BATCH, "prompt": PROMPT, "new_tokens": NEW,

@@ -15,7 +15,7 @@ import os
 import time
 
 from bench_foundation import BATCH, REFERENCE, _torch_model, train_gpt_tf
-from common import report, run_interleaved, torch_available
+from common import format_or_dash, report, run_interleaved, torch_available
 
 CONTENDERS = ("gpt_tf:float32:xla", "gpt_tf:float32:noxla", "gpt_tf:bfloat16:xla",
               "gpt_tf:bfloat16:noxla", "torch:float32:eager", "torch:bfloat16:eager",
@@ -135,11 +135,10 @@ def main():
           f"interleaved rounds; FLOPs/token {flops:,}; matmul peak "
           + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s" for p, v in peaks.items()))
     print(f"{'contender':<26}{'tok/s':>9}{'MFU':>8}{'x torch':>9}{'RSS MB':>9}{'RSS x':>7}")
-    fmt = lambda v, f: (f % v) if v is not None else "-"
     for contender, row in table.items():
-        print(f"{contender:<26}{row['tokens_per_second']:>9.0f}{fmt(row['mfu'], '%.3f'):>8}"
-              f"{fmt(row['vs_torch_eager_fp32'], '%.2f'):>9}{row['peak_rss_mb']:>9.0f}"
-              f"{fmt(row['rss_vs_torch'], '%.2f'):>7}")
+        print(f"{contender:<26}{row['tokens_per_second']:>9.0f}{format_or_dash(row['mfu'], '%.3f'):>8}"
+              f"{format_or_dash(row['vs_torch_eager_fp32'], '%.2f'):>9}{row['peak_rss_mb']:>9.0f}"
+              f"{format_or_dash(row['rss_vs_torch'], '%.2f'):>7}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump({"config": REFERENCE, "batch": BATCH, "flops_per_token": flops,

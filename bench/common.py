@@ -25,6 +25,11 @@ def write_json(path, result):
     print(f"\nwrote {path}")
 
 
+def format_or_dash(value, spec):
+    """`spec % value`, or "-" for a missing measurement (None)."""
+    return spec % value if value is not None else "-"
+
+
 def torch_available():
     return importlib.util.find_spec("torch") is not None
 
@@ -49,7 +54,7 @@ def run_interleaved(script, flag, names, rounds, timeout=1200):
         for name in names:
             process = subprocess.run([sys.executable, script, flag, name],
                                      capture_output=True, text=True, timeout=timeout)
-            lines = [l for l in process.stdout.splitlines() if l.startswith(RESULT_PREFIX)]
+            lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
             if process.returncode or not lines:
                 print(f"{name} failed:\n{process.stderr[-2000:]}", file=sys.stderr)
                 continue

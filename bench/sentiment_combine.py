@@ -30,7 +30,6 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
-
 from common import write_json  # noqa: E402
 from probe_sentiment import SPLITS, compare_rows, load_with_baselines, print_rows  # noqa: E402
 

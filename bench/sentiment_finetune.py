@@ -64,8 +64,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from probe_sentiment import SPLITS, compare_rows, load_with_baselines, print_rows  # noqa: E402
 from common import write_json  # noqa: E402
+from probe_sentiment import SPLITS, compare_rows, load_with_baselines, print_rows  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "sentiment_finetune.json")
 SELECTED_EVAL_EVERY, SELECTED_PATIENCE = 20, 6

@@ -10,7 +10,6 @@ import json
 import os
 
 import numpy as np
-
 import pytest
 
 pytest.importorskip("gpt_tf.export.saved_model", reason="the export code (issue 5) is not there")

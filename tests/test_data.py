@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gpt_tf.data import (Source, bits_per_byte, count_bytes_and_tokens, lm_dataset,
-                         split_documents)
+from gpt_tf.data import Source, bits_per_byte, count_bytes_and_tokens, lm_dataset, split_documents
 from gpt_tf.errors import UserError
 from gpt_tf.textfiles import resolve_text_files
 

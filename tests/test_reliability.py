@@ -73,7 +73,7 @@ class _Process:
 
 
 def _summary(process):
-    return json.loads([l for l in process.lines if l.startswith("{")][-1])
+    return json.loads([line for line in process.lines if line.startswith("{")][-1])
 
 
 def _final_weights(run_dir):
@@ -130,7 +130,7 @@ def test_strategies_give_the_same_losses(tmp_path):
         assert process.finish() == 0, process.text
         lines = process.lines
         if name == "multi_worker":
-            lines = [l.split("] ", 1)[1] for l in lines if l.startswith("[worker 0] ")]
+            lines = [line.split("] ", 1)[1] for line in lines if line.startswith("[worker 0] ")]
         assert "(2 replica(s))" in "\n".join(lines) or name == "one_device"
         losses[name] = [float(m) for m in re.findall(r"step \d+/12 loss ([0-9.]+)", "\n".join(lines))]
         assert len(losses[name]) == 12

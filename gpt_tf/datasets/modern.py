@@ -13,10 +13,14 @@ import tarfile
 from pathlib import Path
 
 from gpt_tf.datasets import builders, catalogs, cloze, lm, markup, sentiment
-from gpt_tf.datasets.sources import (CATALOG_PACKAGES, DOCS_FOLDERS, DOCS_PACKAGES, VADER_ARCHIVE,
-                                     WIKI_SAMPLE)
-from gpt_tf.datasets.splits import (SPLITS, dedup_key, dedupe_labelled, stable_hash,
-                                     stratified_split)
+from gpt_tf.datasets.sources import (
+    CATALOG_PACKAGES,
+    DOCS_FOLDERS,
+    DOCS_PACKAGES,
+    VADER_ARCHIVE,
+    WIKI_SAMPLE,
+)
+from gpt_tf.datasets.splits import SPLITS, dedup_key, dedupe_labelled, stable_hash, stratified_split
 from gpt_tf.datasets.textio import read_text, write_jsonl
 from gpt_tf.errors import UserError
 

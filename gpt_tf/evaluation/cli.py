@@ -15,8 +15,14 @@ import os
 import sys
 
 from gpt_tf.errors import UserError
-from gpt_tf.evaluation.report import (DEFAULT_DATA, OUT_OF_DOMAIN, TASKS, Target, evaluate_tasks,
-                                      write_report)
+from gpt_tf.evaluation.report import (
+    DEFAULT_DATA,
+    OUT_OF_DOMAIN,
+    TASKS,
+    Target,
+    evaluate_tasks,
+    write_report,
+)
 
 
 def add_task_arguments(parser):

@@ -28,8 +28,7 @@ import time
 
 from gpt_tf.errors import UserError
 from gpt_tf.evaluation import baselines as baselines_lib
-from gpt_tf.evaluation import metrics
-from gpt_tf.evaluation import significance
+from gpt_tf.evaluation import metrics, significance
 
 TASKS = ("lm", "translate", "qa", "sentiment")
 DEFAULT_DATA = {"lm": "lm-en", "translate": "mt-en-fr", "qa": "qa-en", "sentiment": "sentiment-en"}

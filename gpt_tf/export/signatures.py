@@ -27,10 +27,10 @@ Text prompts are prefixed with the end-of-text id, as in training and
 
 import tensorflow as tf
 
+from gpt_tf.errors import UserError
 from gpt_tf.export.generation_graph import GraphGenerator, validate_sampling
 from gpt_tf.export.stepwise import StepwiseGraph
 from gpt_tf.export.tasks import ClassificationTask, GenerationTask, template_pieces
-from gpt_tf.errors import UserError
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+
 def fresh_initializer(initializer):
     """A new instance of `initializer` with a seed of its own.
 

@@ -210,8 +210,7 @@ class GrpcServingClient:
     def __init__(self, target, model_name, version=None, label=None, timeout=120.0):
         try:
             import grpc
-            from tensorflow_serving.apis import (model_service_pb2_grpc,
-                                                 prediction_service_pb2_grpc)
+            from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
         except ImportError:
             raise ServerUnavailable("the gRPC client needs `pip install tensorflow-serving-api "
                                     "grpcio`") from None

@@ -23,8 +23,12 @@ import shutil
 from gpt_tf.config import apply_overrides
 from gpt_tf.errors import UserError
 from gpt_tf.tasks import formats
-from gpt_tf.tasks.data import (DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, check_spec,
-                               load_records)
+from gpt_tf.tasks.data import (
+    DEFAULT_DOC_STRIDE,
+    DEFAULT_MAX_ANSWER_TOKENS,
+    check_spec,
+    load_records,
+)
 from gpt_tf.textfiles import atomic_directory
 from gpt_tf.training import TASK_CARD, read_task_card  # noqa: F401  (re-exported)
 
