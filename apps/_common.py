@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-import gpt_tf  # noqa: F401  (quiet TensorFlow logs before anything loads it)
+from gpt_tf import logs
 from gpt_tf.errors import UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,6 +47,7 @@ def base_parser(prog, description):
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--no-xla", action="store_true",
                         help="run directories: do not compile with XLA")
+    parser.add_argument(logs.VERBOSE_FLAG, action="store_true", help=logs.VERBOSE_HELP)
     return parser
 
 
@@ -69,8 +70,11 @@ def read_texts(values, what="text"):
 
 
 def run(prog, main, argv=None):
-    """Runs `main(argv)`; user errors print one line and exit 2, never a traceback."""
+    """Runs `main(argv)` with TensorFlow's logs hidden unless `--verbose` or `GPT_TF_LOG`
+    asks for them; user errors print one line and exit 2, never a traceback."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        logs.configure(verbose=logs.has_verbose_flag(argv))
         return main(argv)
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)

@@ -18,6 +18,7 @@ import time
 import urllib.request
 
 from apps import generate, qa, sentiment, translate
+from apps._common import run
 
 SAVED_MODEL = os.path.join("saved_models", "multitask")
 TFLITE_MODEL = os.path.join("tflite", "multitask-int8")
@@ -119,4 +120,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run("apps.demo", lambda argv: main()))

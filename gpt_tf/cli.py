@@ -1,7 +1,8 @@
 """`gpt-tf` command line: parses arguments, calls one library function, prints.
 
 User errors (`UserError`) print one line `gpt-tf: error: ...` and exit 2,
-never a traceback.
+never a traceback. TensorFlow's own log lines are hidden unless `gpt-tf --verbose`
+or `GPT_TF_LOG` asks for them (`gpt_tf.logs`).
 """
 
 import argparse
@@ -12,6 +13,7 @@ import os
 import sys
 import time
 
+from gpt_tf import logs
 from gpt_tf.errors import UserError
 
 
@@ -26,7 +28,11 @@ def build_parser():
         prog="gpt-tf",
         description="Train, evaluate and run GPT models on Keras 3 / TensorFlow.",
         epilog="Config overrides: add --model.KEY=VALUE, --data.KEY=VALUE or --train.KEY=VALUE "
-               "to train (e.g. --model.num_layers=6 --train.steps=500).")
+               "to train (e.g. --model.num_layers=6 --train.steps=500). TensorFlow's own "
+               f"log lines are hidden; {logs.ENV_VAR}=warning|info|debug or --verbose show them.")
+    # Read by `logs.configure` before parsing (TensorFlow may load while the parser is built);
+    # declared here for --help. Before the command: `gpt-tf serve --verbose` logs requests.
+    parser.add_argument(logs.VERBOSE_FLAG, action="store_true", help=logs.VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
 
     tokenizer = commands.add_parser("tokenizer", help="train a SentencePiece tokenizer")
@@ -107,8 +113,8 @@ def build_parser():
 
 # Subcommand groups living next to their library code; each module has
 # `register(subparsers)` and handlers taking `args` (with `args.overrides`).
-_PLUGIN_COMMANDS = ("gpt_tf.datasets.cli", "gpt_tf.export.cli", "gpt_tf.serving.cli",
-                    "gpt_tf.tasks.cli")
+_PLUGIN_COMMANDS = ("gpt_tf.datasets.cli", "gpt_tf.export.cli", "gpt_tf.interop.cli",
+                    "gpt_tf.serving.cli", "gpt_tf.tasks.cli")
 
 
 def _split_overrides(argv):
@@ -367,6 +373,7 @@ def cmd_evaluate(args):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        logs.configure(verbose=logs.has_verbose_flag(argv, before_command=True))
         regular, overrides = _split_overrides(argv)
         args = build_parser().parse_args(regular)
         if overrides and args.func is not cmd_train and not getattr(args, "accepts_overrides", False):

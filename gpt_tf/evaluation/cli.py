@@ -233,13 +233,18 @@ def main(argv=None):
     """`python -m gpt_tf.evaluation --task ... --model ...` (same as `gpt-tf evaluate --task`)."""
     import argparse
 
+    from gpt_tf import logs
+
     parser = add_task_arguments(argparse.ArgumentParser(
         prog="python -m gpt_tf.evaluation",
         description="Evaluate models on held-out task data against baselines."))
-    args = parser.parse_args(argv)
-    if not args.task:
-        parser.error("--task is required")
+    parser.add_argument(logs.VERBOSE_FLAG, action="store_true", help=logs.VERBOSE_HELP)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        logs.configure(verbose=logs.has_verbose_flag(argv))
+        args = parser.parse_args(argv)
+        if not args.task:
+            parser.error("--task is required")
         return run_task_evaluation(args)
     except UserError as error:
         print(f"gpt-tf evaluate: error: {error}", file=sys.stderr)
