@@ -4,6 +4,30 @@ import json
 
 import numpy as np
 
+# Sampling settings every sampler rejects (`gpt_tf.sampling.Sampler`, `tflite.sampling.Sampler`,
+# the clients' `check_sampling_values`): (keyword arguments, the start of the message).
+BAD_SAMPLING_SETTINGS = [
+    (dict(temperature=-1), "temperature must be a finite number >= 0"),
+    (dict(temperature=float("nan")), "temperature must be a finite number >= 0"),
+    (dict(temperature=float("inf")), "temperature must be a finite number >= 0"),
+    (dict(temperature="0.5"), "temperature must be a number"),
+    (dict(temperature=None), "temperature must be a number"),
+    (dict(temperature=True), "temperature must be a number"),
+    (dict(top_k=-2), "top_k must be in [0, 2147483647]"),
+    (dict(top_k=2**31), "top_k must be in [0, 2147483647]"),
+    (dict(top_k=2.5), "top_k must be an integer"),
+    (dict(top_k=float("nan")), "top_k must be an integer"),
+    (dict(top_k=True), "top_k must be an integer"),
+    (dict(top_p=0.0), "top_p must be in (0, 1]"),
+    (dict(top_p=1.5), "top_p must be in (0, 1]"),
+    (dict(top_p=float("nan")), "top_p must be in (0, 1]"),
+    (dict(top_p=-0.1), "top_p must be in (0, 1]"),
+    (dict(repetition_penalty=0), "repetition_penalty must be a finite number > 0"),
+    (dict(repetition_penalty=-1.5), "repetition_penalty must be a finite number > 0"),
+    (dict(repetition_penalty=float("nan")), "repetition_penalty must be a finite number > 0"),
+    (dict(repetition_penalty=float("inf")), "repetition_penalty must be a finite number > 0"),
+]
+
 
 def write_reviews(path, count, tag=""):
     """A JSONL sentiment file: `count` "good" (positive) and `count` "bad" (negative) texts."""

@@ -4,6 +4,8 @@ import tensorflow as tf
 
 from gpt_tf.errors import UserError
 from gpt_tf.sampling import Sampler, filter_top_k, filter_top_p
+from tests.helpers import BAD_SAMPLING_SETTINGS
+from tflite import sampling as np_sampling
 
 LOGITS = tf.constant(np.random.default_rng(0).normal(size=(4, 50)).astype("float32") * 3)
 SEED = tf.constant([1, 2])
@@ -49,11 +51,22 @@ def test_repetition_penalty_lowers_seen_tokens():
     assert int(Sampler(repetition_penalty=1.2)(logits, SEED, presence)[0]) == 1
 
 
-@pytest.mark.parametrize("kwargs", [dict(temperature=-1), dict(top_k=-2), dict(top_p=0.0),
-                                    dict(top_p=1.5), dict(repetition_penalty=0),
-                                    dict(temperature=float("nan")),
-                                    dict(temperature=float("inf")),
-                                    dict(repetition_penalty=float("nan"))])
-def test_invalid_settings(kwargs):
-    with pytest.raises(UserError):
+@pytest.mark.parametrize("kwargs, message", BAD_SAMPLING_SETTINGS,
+                         ids=[repr(kwargs) for kwargs, _ in BAD_SAMPLING_SETTINGS])
+def test_both_samplers_reject_the_same_settings(kwargs, message):
+    # tflite/sampling.py copies the validation (it must not import gpt_tf): same rules, same words.
+    with pytest.raises(UserError) as keras_error:
         Sampler(**kwargs)
+    with pytest.raises(ValueError) as numpy_error:
+        np_sampling.Sampler(**kwargs)
+    assert str(keras_error.value).startswith(message)
+    assert str(numpy_error.value) == str(keras_error.value)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(temperature=0.0, top_k=0, top_p=1.0, repetition_penalty=1.0),
+    dict(temperature=np.float32(0.7), top_k=np.int64(3), top_p=np.float64(0.9)),
+    dict(temperature=2, top_k=2**31 - 1, top_p=1e-6, repetition_penalty=100)])
+def test_both_samplers_accept_valid_settings(kwargs):
+    Sampler(**kwargs)
+    np_sampling.Sampler(**kwargs)

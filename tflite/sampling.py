@@ -8,9 +8,15 @@ logits are set to -1e9 exactly as in TensorFlow, so the kept sets are equal;
 only the random numbers differ (NumPy's generator instead of TF's stateless
 Philox), so sampled tokens are reproducible per seed but not equal to the
 Keras generator's. Greedy decoding is identical.
+
+`check_sampling_values` copies the rules and messages of
+`gpt_tf.clients.base.check_sampling_values` (this package must not import
+`gpt_tf`); tests/test_sampling.py runs one list of bad settings against both.
 """
 
 import dataclasses
+import math
+import numbers
 
 import numpy as np
 
@@ -34,14 +40,7 @@ class Sampler:
     repetition_penalty: float = 1.0
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (got {self.temperature}); 0 is greedy")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (got {self.top_k}); 0 turns it off")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1] (got {self.top_p}); 1 turns it off")
-        if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0 (got {self.repetition_penalty})")
+        check_sampling_values(self.temperature, self.top_k, self.top_p, self.repetition_penalty)
 
     @property
     def greedy(self):
@@ -81,6 +80,32 @@ class Sampler:
                                  "numpy.random.default_rng(seed)")
             tokens = np.array([_draw(row, rng) for row in filtered], dtype=np.int32)
         return int(tokens[0]) if single else tokens
+
+
+def check_sampling_values(temperature, top_k, top_p, repetition_penalty):
+    """Raises `ValueError` for sampling values no sampler accepts (NaN and infinity included)."""
+    for name, value in (("temperature", temperature), ("top_p", top_p),
+                        ("repetition_penalty", repetition_penalty)):
+        _check_number(name, value)
+    _check_number("top_k", top_k, integer=True)
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (got {temperature}); "
+                         "0 is greedy")
+    if not 0 <= top_k < 2**31:
+        raise ValueError(f"top_k must be in [0, {2**31 - 1}] (got {top_k}); 0 turns it off, "
+                         "and so does any value of at least the vocabulary size")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1] (got {top_p}); 1 turns it off")
+    if not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
+        raise ValueError(f"repetition_penalty must be a finite number > 0 "
+                         f"(got {repetition_penalty})")
+
+
+def _check_number(name, value, integer=False):
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} "
+                         f"(got {value!r})")
 
 
 def apply_repetition_penalty(logits, presence, penalty):
