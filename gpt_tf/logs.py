@@ -17,9 +17,13 @@ Levels, from `GPT_TF_LOG` (`--verbose` is `info`):
     info     everything TensorFlow prints by default (0), loggers at INFO
     debug    as info, Python loggers at DEBUG
 
-TensorFlow logs a few lines while it is imported, before it reads its level
-(absl's "before absl::InitializeLog()" banner, info lines); below `info` they are
-filtered out of what the import writes to stderr (`filtered_native_stderr`).
+Some native lines ignore TF_CPP_MIN_LOG_LEVEL: those TensorFlow logs while it is
+imported, before it reads its level (absl's "before absl::InitializeLog()"
+banner, oneDNN and CUDA notices) and those of the SentencePiece copy inside
+tensorflow_text when a SavedModel with an in-graph tokenizer loads
+("normalizer.cc(51) LOG(INFO) ..."). Below `info` they are filtered out of what
+is written to stderr during the import and inside `quiet_native_logs()`
+(`gpt_tf.clients.open_client` loads models in it): `filtered_native_stderr`.
 
 `TF_CPP_MIN_LOG_LEVEL` is set from the level, and the level is exported in
 `GPT_TF_LOG` when it is not the default, so worker processes log the same way.
@@ -56,13 +60,15 @@ PYTHON_LOGGERS = ("tensorflow", "absl")
 VERBOSE_FLAG = "--verbose"
 VERBOSE_HELP = f"show TensorFlow's own log lines (same as {ENV_VAR}={VERBOSE_LEVEL})"
 
-# Lines TensorFlow prints while it is imported, whatever its log level: absl's banner, its
-# log lines (`I0000 00:00:1796151590.624 21329 port.cc:153] ...`, severity first: I, W, E, F)
-# and the second line of the CPU-instructions notice (info level). Anything else written
-# then (a Python warning, a traceback) is always shown, and so is a fatal (F) line.
+# Native lines that ignore TensorFlow's log level: absl's banner, absl's log lines
+# (`I0000 00:00:1796151590.624 21329 port.cc:153] ...`, severity first: I, W, E, F),
+# SentencePiece's (`normalizer.cc(51) LOG(INFO) ...`) and the second line of the
+# CPU-instructions notice (info level). Anything else written then (a Python
+# warning, a traceback) is always shown, and so is a fatal line.
 _ABSL_BANNER = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called "
                           r"are written to STDERR\s*$")
 _ABSL_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w.\-]+:\d+\] ")
+_SENTENCEPIECE_LINE = re.compile(r"[\w.\-]+\(\d+\) LOG\(([A-Z])[A-Z]*\) ")
 _CPU_NOTICE = re.compile(r"To enable the following instructions: .* rebuild TensorFlow with "
                          r"the appropriate compiler flags\.\s*$")
 _SEVERITIES = "IWE"  # index = the TF_CPP_MIN_LOG_LEVEL that hides them
@@ -106,8 +112,10 @@ def configure(verbose=False):
     Raises:
         UserError: `GPT_TF_LOG` names no level.
     """
+    global _native_min_level
     name = level_from_env(verbose)
     cpp_level, python_level = LEVELS[name]
+    _native_min_level = int(cpp_level)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = cpp_level
     if name != DEFAULT_LEVEL:
         os.environ[ENV_VAR] = name
@@ -124,15 +132,31 @@ def _set_python_loggers(level):
         logging.getLogger(name).setLevel(level)
 
 
-def is_import_noise(line, min_level=3):
-    """Whether `line`, written while TensorFlow is imported, is a log line below
-    `min_level` (a TF_CPP_MIN_LOG_LEVEL: 3 drops I, W and E lines, 1 only I lines)."""
+def is_native_noise(line, min_level=3):
+    """Whether `line` is a native log line below `min_level` (a TF_CPP_MIN_LOG_LEVEL:
+    3 drops I, W and E lines, 1 only I lines)."""
     if min_level <= 0:
         return False
     if _ABSL_BANNER.match(line) or _CPU_NOTICE.match(line):
         return True
-    match = _ABSL_LINE.match(line)
+    match = _ABSL_LINE.match(line) or _SENTENCEPIECE_LINE.match(line)
     return bool(match) and match.group(1) in _SEVERITIES[:min_level]
+
+
+_native_min_level = 0  # set by `configure`; 0: nothing is filtered
+
+
+def quiet_native_logs():
+    """A context manager: inside it, native log lines below the level `configure` chose
+    are dropped from stderr (`filtered_native_stderr`); without `configure`, a no-op.
+
+    For work that makes native libraries log whatever TensorFlow's level (loading a
+    SavedModel with an in-graph SentencePiece tokenizer). Output written to stderr inside
+    it appears when the block ends.
+    """
+    if _native_min_level <= 0:
+        return contextlib.nullcontext()
+    return filtered_native_stderr(_native_min_level)
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
@@ -174,7 +198,7 @@ class _QuietLoader(importlib.abc.Loader):
 @contextlib.contextmanager
 def filtered_native_stderr(min_level=3):
     """Captures what C++ code and Python write to file descriptor 2 inside the block, then
-    writes it back to stderr without the lines `is_import_noise(line, min_level)` drops.
+    writes it back to stderr without the lines `is_native_noise(line, min_level)` drops.
 
     If the process dies inside the block, `faulthandler` still reports where on the real
     stderr (the captured lines are lost; `--verbose` shows them).
@@ -202,7 +226,7 @@ def filtered_native_stderr(min_level=3):
             capture.seek(0)
             text = capture.read().decode("utf-8", "replace")
             kept = "".join(line for line in text.splitlines(keepends=True)
-                           if not is_import_noise(line, min_level))
+                           if not is_native_noise(line, min_level))
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()

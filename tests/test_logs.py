@@ -107,6 +107,7 @@ def saved_logging(monkeypatch):
     for name in ("GPT_TF_LOG", "TF_CPP_MIN_LOG_LEVEL"):
         monkeypatch.setenv(name, "")  # recorded, so the original comes back afterwards
         monkeypatch.delenv(name)
+    monkeypatch.setattr(logs, "_native_min_level", logs._native_min_level)
     levels = {name: logging.getLogger(name).level for name in logs.PYTHON_LOGGERS}
     yield
     for name, level in levels.items():
@@ -137,4 +138,25 @@ def test_import_filter_drops_tensorflow_noise_only(capfd):
     with logs.filtered_native_stderr(min_level=2):  # GPT_TF_LOG=error keeps errors
         os.write(2, "\n".join([banner, info, error, ""]).encode())
     assert capfd.readouterr().err.splitlines() == [error]
-    assert not logs.is_import_noise(info, min_level=0)
+    assert not logs.is_native_noise(info, min_level=0)
+
+
+def test_sentencepiece_lines_are_noise_only_below_their_level():
+    line = "normalizer.cc(51) LOG(INFO) precompiled_charsmap is empty. use identity normalization."
+    assert logs.is_native_noise(line, min_level=3)
+    assert logs.is_native_noise(line, min_level=1)
+    assert not logs.is_native_noise(line, min_level=0)
+    assert not logs.is_native_noise("model.cc(12) LOG(FATAL) bad model", min_level=3)
+
+
+def test_quiet_native_logs_follows_configure(saved_logging, capfd, monkeypatch):
+    line = "normalizer.cc(51) LOG(INFO) precompiled_charsmap is empty. use identity normalization."
+    logs.configure(verbose=True)
+    with logs.quiet_native_logs():
+        os.write(2, (line + "\n").encode())
+    assert capfd.readouterr().err == line + "\n"
+    monkeypatch.delenv("GPT_TF_LOG")  # exported by the verbose call
+    logs.configure()
+    with logs.quiet_native_logs():
+        os.write(2, (line + "\nkept\n").encode())
+    assert capfd.readouterr().err == "kept\n"

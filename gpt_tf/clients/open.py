@@ -3,6 +3,7 @@
 import os
 import re
 
+from gpt_tf import logs
 from gpt_tf.errors import UserError
 
 _KINDS = ("a run directory (config.json), a SavedModel directory (saved_model.pb, or "
@@ -88,6 +89,13 @@ def open_client(target, checkpoint="final", jit_compile=True, timeout=120.0, num
     if isinstance(target, Client):
         return target
     kind, path = resolve_target(target)
+    # Loading a SavedModel logs natively whatever TensorFlow's level (its in-graph
+    # SentencePiece); hidden when a command line asked for quiet (`gpt_tf.logs`).
+    with logs.quiet_native_logs():
+        return _open(kind, path, checkpoint, jit_compile, timeout, num_threads)
+
+
+def _open(kind, path, checkpoint, jit_compile, timeout, num_threads):
     if kind == "keras":
         from gpt_tf.clients.keras_client import KerasClient
 
