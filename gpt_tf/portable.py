@@ -65,14 +65,14 @@ def pack_arrays(pretrain_run, finetune_run, out_path):
         A dict of counts (tokens, windows).
     """
     from gpt_tf.tasks.data import task_windows
-    from gpt_tf.tokenizer import Tokenizer
+    from gpt_tf.tokenizer import load_tokenizer
     from gpt_tf.training import load_run_config, load_split
 
     pre_config, ft_config = load_run_config(pretrain_run), load_run_config(finetune_run)
     if dataclasses.replace(ft_config.model, dropout=pre_config.model.dropout) != pre_config.model:
         raise UserError(f"'{pretrain_run}' and '{finetune_run}' have different model shapes")
-    tokenizer = Tokenizer.from_dir(pretrain_run)
-    if tokenizer.proto != Tokenizer.from_dir(finetune_run).proto:
+    tokenizer = load_tokenizer(pretrain_run)
+    if tokenizer.fingerprint() != load_tokenizer(finetune_run).fingerprint():
         raise UserError(f"'{pretrain_run}' and '{finetune_run}' use different tokenizers")
     if tokenizer.vocab_size > np.iinfo(np.uint16).max:
         raise UserError("pack_arrays stores ids as uint16; the vocabulary is too large")

@@ -1,6 +1,12 @@
-"""SentencePiece tokenizer: trained offline, identical on the host and in-graph.
+"""Tokenizers: one interface over SentencePiece and GPT-2's byte-level BPE.
 
-One `.model` file drives both sides: the `sentencepiece` package on the host
+`load_tokenizer(directory)` returns either kind; both offer `encode`/`decode`
+on the host, `tokenize`/`detokenize` in graph, the special ids, `save(dir)`
+and `save_host(dir)` (what the TFLite runner and the servers read without
+gpt_tf). Imported GPT-2-family checkpoints bring their BPE
+(`gpt_tf.byte_bpe`); everything gpt-tf trains itself uses SentencePiece.
+
+SentencePiece: one `.model` file drives both sides: the `sentencepiece` package on the host
 (the TFLite runner needs nothing else) and `tensorflow_text` in-graph (inside
 `tf.data` and exported SavedModels). Normalisation is `identity` and no dummy
 prefix is added, so any UTF-8 text (whitespace runs, Chinese, emoji) round-trips
@@ -9,6 +15,7 @@ exactly; byte fallback covers characters outside the vocabulary.
 
 import json
 import os
+import shutil
 import tempfile
 
 import sentencepiece as spm
@@ -31,8 +38,37 @@ SEPARATORS = (
     "<|text|>",
     "<|label|>",
 )
+CONTROL_TOKENS = (PAD, END_OF_TEXT)
 MODEL_FILE = "tokenizer.model"
 META_FILE = "tokenizer.json"
+# A standalone host tokenizer for byte-level BPE exports: the `tokenizers` library's
+# own JSON, which carries the pre-tokenizer, the merges and the special tokens.
+HOST_BPE_FILE = "bpe_tokenizer.json"
+SENTENCEPIECE = "sentencepiece"
+BYTE_BPE = "byte_bpe"
+
+
+def load_tokenizer(directory):
+    """The tokenizer saved in a run (or export) directory, of either kind.
+
+    Raises:
+        UserError: the directory holds no tokenizer, or a damaged one.
+    """
+    meta_path = os.path.join(directory, META_FILE)
+    kind = SENTENCEPIECE
+    if os.path.isfile(meta_path):
+        try:
+            with open(meta_path, encoding="utf-8") as handle:
+                kind = json.load(handle).get("kind", SENTENCEPIECE)
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            raise UserError(f"'{meta_path}' is not valid JSON; restore the run's tokenizer "
+                            "files") from None
+    if kind == BYTE_BPE:
+        return BytePairTokenizer(directory)
+    if kind != SENTENCEPIECE:
+        raise UserError(f"'{meta_path}' names tokenizer kind {kind!r}; this gpt-tf reads "
+                        f"'{SENTENCEPIECE}' and '{BYTE_BPE}'")
+    return Tokenizer.from_dir(directory)
 
 
 def train_tokenizer(files, output_dir, vocab_size=8192, model_type="bpe",
@@ -108,6 +144,8 @@ class Tokenizer:
         model_path: path of a `tokenizer.model` trained by `train_tokenizer`.
     """
 
+    kind = SENTENCEPIECE
+
     def __init__(self, model_path):
         if not os.path.isfile(model_path):
             raise UserError(f"tokenizer model '{model_path}' not found; train one with `gpt-tf tokenizer train`")
@@ -128,8 +166,25 @@ class Tokenizer:
     def from_dir(cls, directory):
         return cls(os.path.join(directory, MODEL_FILE))
 
+    def fingerprint(self):
+        """Bytes that are equal exactly when two tokenizers are the same."""
+        return self.proto
+
+    def save(self, directory):
+        """Writes this tokenizer's files into `directory` (a run or an export)."""
+        target = os.path.join(directory, MODEL_FILE)
+        if os.path.abspath(target) != os.path.abspath(self.model_path):
+            shutil.copyfile(self.model_path, target)
+        self.save_metadata(directory)
+
+    def save_host(self, directory):
+        """Writes the file a host without gpt_tf tokenizes with; returns its name."""
+        shutil.copyfile(self.model_path, os.path.join(directory, MODEL_FILE))
+        return MODEL_FILE
+
     def save_metadata(self, directory):
         meta = {
+            "kind": self.kind,
             "vocab_size": self.vocab_size,
             "pad_id": self.pad_id,
             "end_of_text_id": self.end_of_text_id,
@@ -171,4 +226,113 @@ class Tokenizer:
 
     def detokenize(self, ids):
         """In-graph: int ids (ragged or dense) -> strings."""
+        return self.graph_tokenizer.detokenize(ids)
+
+
+class BytePairTokenizer:
+    """GPT-2 byte-level BPE (imported checkpoints), the same interface as `Tokenizer`.
+
+    A directory holds GPT-2's `vocab.json` and `merges.txt` (gpt-tf's special
+    tokens appended to the vocabulary when they were missing) and `tokenizer.json`,
+    gpt-tf's metadata naming the special tokens.
+
+    Args:
+        directory: a run or export directory written by `save`.
+    """
+
+    kind = BYTE_BPE
+
+    def __init__(self, directory):
+        from gpt_tf import byte_bpe
+
+        meta_path = os.path.join(directory, META_FILE)
+        try:
+            with open(meta_path, encoding="utf-8") as handle:
+                meta = json.load(handle)
+            specials = meta["special_tokens"]
+            self.pad_token, self.end_of_text_token = specials["pad"], specials["end_of_text"]
+            separators = specials["separators"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UserError(f"'{meta_path}' does not describe a byte-level BPE tokenizer "
+                            f"({error}); re-import the checkpoint") from None
+        self.directory = directory
+        self.vocab, self.merges = byte_bpe.read_vocab_and_merges(directory)
+        self.special_tokens = [self.pad_token, self.end_of_text_token] + list(separators)
+        for token in self.special_tokens:
+            if token not in self.vocab:
+                raise UserError(f"special token {token!r} is not in "
+                                f"'{os.path.join(directory, byte_bpe.VOCAB_FILE)}'")
+        self.host = byte_bpe.host_tokenizer(self.vocab, self.merges, self.special_tokens)
+        self.vocab_size = len(self.vocab)
+        self.pad_id = self.vocab[self.pad_token]
+        self.end_of_text_id = self.vocab[self.end_of_text_token]
+        self.separator_ids = {s: self.vocab[t] for s, t in zip(SEPARATORS, separators)}
+        self._control_ids = {self.pad_id, self.end_of_text_id}
+        self._pieces = sorted(self.vocab, key=self.vocab.get)
+        self.model_path = os.path.join(directory, byte_bpe.VOCAB_FILE)
+
+    @classmethod
+    def from_dir(cls, directory):
+        return cls(directory)
+
+    def fingerprint(self):
+        return json.dumps([self.vocab, self.merges, self.special_tokens],
+                          sort_keys=True).encode("utf-8")
+
+    def save(self, directory):
+        from gpt_tf import byte_bpe
+
+        for name in (byte_bpe.VOCAB_FILE, byte_bpe.MERGES_FILE):
+            target = os.path.join(directory, name)
+            if os.path.abspath(target) != os.path.abspath(os.path.join(self.directory, name)):
+                shutil.copyfile(os.path.join(self.directory, name), target)
+        self.save_metadata(directory)
+
+    def save_host(self, directory):
+        """Writes the `tokenizers` library's own JSON (`HOST_BPE_FILE`); returns its name."""
+        self.host.save(os.path.join(directory, HOST_BPE_FILE))
+        return HOST_BPE_FILE
+
+    def save_metadata(self, directory):
+        meta = {
+            "kind": self.kind,
+            "vocab_size": self.vocab_size,
+            "pad_id": self.pad_id,
+            "end_of_text_id": self.end_of_text_id,
+            "separators": self.separator_ids,
+            "special_tokens": {"pad": self.pad_token, "end_of_text": self.end_of_text_token,
+                               "separators": [self._pieces[self.separator_ids[s]]
+                                              for s in SEPARATORS]},
+        }
+        with open(os.path.join(directory, META_FILE), "w") as handle:
+            json.dump(meta, handle, indent=2)
+
+    def encode(self, text):
+        """Text (str or list of str) -> list of ids (or list of lists)."""
+        if isinstance(text, str):
+            return self.host.encode(text).ids
+        return [encoding.ids for encoding in self.host.encode_batch(list(text))]
+
+    def decode(self, ids):
+        """Ids -> text. Padding and end-of-text decode to ''."""
+        if ids and isinstance(ids[0], (list, tuple)):
+            return [self.decode(row) for row in ids]
+        kept = [int(i) for i in ids if int(i) not in self._control_ids]
+        return self.host.decode(kept, skip_special_tokens=False)
+
+    def id_to_piece(self, token_id):
+        return self._pieces[int(token_id)]
+
+    @property
+    def graph_tokenizer(self):
+        """A new in-graph tokenizer module (`gpt_tf.byte_bpe`), saveable in a SavedModel."""
+        from gpt_tf import byte_bpe
+
+        return byte_bpe.graph_tokenizer(self.vocab, self.merges, self.special_tokens,
+                                        sorted(self._control_ids))
+
+    def tokenize(self, strings):
+        return self.graph_tokenizer.tokenize(strings)
+
+    def detokenize(self, ids):
         return self.graph_tokenizer.detokenize(ids)

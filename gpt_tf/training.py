@@ -33,7 +33,7 @@ from gpt_tf.errors import UserError
 from gpt_tf.models import GPTCausalLM
 from gpt_tf.optimizer import learning_rate_schedule, make_optimizer
 from gpt_tf.textfiles import atomic_directory, resolve_text_files
-from gpt_tf.tokenizer import MODEL_FILE, Tokenizer, train_tokenizer
+from gpt_tf.tokenizer import MODEL_FILE, Tokenizer, load_tokenizer, train_tokenizer
 
 CONFIG_FILE = "config.json"
 SPLIT_FILE = "data_split.json"
@@ -388,7 +388,7 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
                             "start a new --run-dir to change model or data settings")
         config = new
     tc = config.train
-    tokenizer = Tokenizer.from_dir(run_dir)
+    tokenizer = load_tokenizer(run_dir)
     if tokenizer.vocab_size != config.model.vocab_size:
         raise UserError(f"tokenizer vocab ({tokenizer.vocab_size}) != model.vocab_size "
                         f"({config.model.vocab_size}) in '{run_dir}'")
@@ -802,7 +802,7 @@ def load_model(run_dir, checkpoint="final"):
         `(model, tokenizer, config)`.
     """
     config = load_run_config(run_dir)
-    tokenizer = Tokenizer.from_dir(run_dir)
+    tokenizer = load_tokenizer(run_dir)
     final = os.path.join(run_dir, MODEL_KERAS)
     if checkpoint == "final" and os.path.isfile(final):
         try:

@@ -1,8 +1,8 @@
 """On-device GPT runtime over `prefill`/`decode` signatures (no TensorFlow).
 
-Imports only numpy, `ai_edge_litert` and `sentencepiece`. A model directory
-is what `gpt-tf export tflite` writes: `model.tflite`, `tokenizer.model`,
-`meta.json`.
+Imports only numpy, `ai_edge_litert` and `sentencepiece` (or `tokenizers` for
+an imported GPT-2 BPE). A model directory is what `gpt-tf export tflite` writes:
+`model.tflite`, `tokenizer.model` (or `bpe_tokenizer.json`), `meta.json`.
 
     lm = TFLiteLM("tflite/shakespeare-int8")
     print(lm.generate_text("ROMEO.", max_new_tokens=40, sampler=Sampler(0.8, 40), seed=1))
@@ -19,10 +19,10 @@ import os
 
 import numpy as np
 
+from tflite.host_tokenizer import HostTokenizer, find_tokenizer_file
 from tflite.sampling import Sampler
 
 MODEL_FILE = "model.tflite"
-TOKENIZER_FILE = "tokenizer.model"
 META_FILE = "meta.json"
 SUPPORTED_FORMAT = 1
 
@@ -88,7 +88,6 @@ class TFLiteLM:
     """
 
     def __init__(self, model_dir, num_threads=None, verify=True):
-        import sentencepiece as spm
         from ai_edge_litert.interpreter import Interpreter
 
         self.model_dir = model_dir
@@ -96,7 +95,11 @@ class TFLiteLM:
         if not os.path.isdir(model_dir):
             raise ModelDirError(f"'{model_dir}' is not a directory; pass a directory written by "
                                 "`gpt-tf export tflite` (e.g. tflite/NAME)")
-        for name in (MODEL_FILE, TOKENIZER_FILE, META_FILE):
+        tokenizer_path = find_tokenizer_file(model_dir)
+        if tokenizer_path is None:
+            raise ModelDirError(f"'{model_dir}' has no tokenizer.model or bpe_tokenizer.json; it "
+                                "is not a gpt-tf TFLite export (re-run `gpt-tf export tflite`)")
+        for name in (MODEL_FILE, META_FILE):
             if not os.path.isfile(os.path.join(model_dir, name)):
                 raise ModelDirError(f"'{model_dir}' has no {name}; it is not a gpt-tf TFLite "
                                     "export (re-run `gpt-tf export tflite`)")
@@ -123,11 +126,12 @@ class TFLiteLM:
         if set(signatures) != {"prefill", "decode"}:
             raise ModelDirError(f"'{model_dir}/{MODEL_FILE}' has signatures {sorted(signatures)};"
                                 " expected prefill and decode")
-        self.tokenizer = spm.SentencePieceProcessor()
-        self.tokenizer.LoadFromFile(os.path.join(model_dir, TOKENIZER_FILE))
+        special = self.meta.get("special_ids", {})
+        self.tokenizer = HostTokenizer(
+            tokenizer_path, [special[k] for k in ("pad", "end_of_text") if k in special])
         self.vocab_size = int(self.meta["vocab_size"])
-        if self.tokenizer.GetPieceSize() != self.vocab_size:
-            raise ModelDirError(f"'{model_dir}': tokenizer has {self.tokenizer.GetPieceSize()} "
+        if self.tokenizer.vocab_size != self.vocab_size:
+            raise ModelDirError(f"'{model_dir}': tokenizer has {self.tokenizer.vocab_size} "
                                 f"tokens but the model {self.vocab_size}; re-export")
         self.max_length = int(self.meta["max_length"])
         self.cache_shape = tuple(self.meta["cache"]["shape"])
@@ -265,10 +269,10 @@ class TFLiteLM:
         return Generation(new, reason, truncated)
 
     def encode(self, text):
-        return self.tokenizer.EncodeAsIds(text)
+        return self.tokenizer.encode(text)
 
     def decode_text(self, ids):
-        return self.tokenizer.DecodeIds([int(i) for i in ids])
+        return self.tokenizer.decode(ids)
 
     def generate_text(self, prompt, max_new_tokens=64, sampler=None, seed=0, on_text=None):
         """Text in, completion text out; `on_text(piece)` streams complete characters."""

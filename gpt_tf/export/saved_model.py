@@ -13,6 +13,7 @@ Layout written by `export_run` / `export_versioned` (TF Serving's layout):
           assets.extra/tf_serving_warmup_requests   replayed by the server at load
           assets.extra/gpt_tf.json                  export metadata (limits, ids, tasks)
           assets.extra/tokenizer.model              for host-side tokenization
+                                                    (bpe_tokenizer.json for a GPT-2 BPE)
           SHA256SUMS                                manifest, written last
 
 A version is written into `NAME/.tmp-*` and renamed to `NAME/<N>` only when
@@ -34,7 +35,6 @@ from gpt_tf.export.manifest import verify_manifest, write_manifest
 EXTRA_DIR = "assets.extra"
 METADATA_FILE = "gpt_tf.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
-TOKENIZER_FILE = "tokenizer.model"
 FORMAT_VERSION = 1
 
 
@@ -152,7 +152,7 @@ def write_saved_model(model, tokenizer, export_dir, tasks=(), max_new_tokens_lim
         _patch_method_names(tmp, method_names)
         extra = os.path.join(tmp, EXTRA_DIR)
         os.makedirs(extra, exist_ok=True)
-        shutil.copyfile(tokenizer.model_path, os.path.join(extra, TOKENIZER_FILE))
+        tokenizer.save_host(extra)
         config = model.backbone
         metadata = {
             "format_version": FORMAT_VERSION,
@@ -163,7 +163,7 @@ def write_saved_model(model, tokenizer, export_dir, tasks=(), max_new_tokens_lim
                     "intermediate_dim")},
                 "parameters": int(model.num_parameters()),
             },
-            "tokenizer": {"pad_id": int(tokenizer.pad_id),
+            "tokenizer": {"kind": tokenizer.kind, "pad_id": int(tokenizer.pad_id),
                           "end_of_text_id": int(tokenizer.end_of_text_id),
                           "separators": {k: int(v) for k, v in tokenizer.separator_ids.items()}},
             "limits": {"max_new_tokens": signatures.max_new_tokens_limit,

@@ -14,7 +14,7 @@ uses the defaults fixed at export.
   controls -> `token_ids` (B, N), `num_tokens`, `stop_reason`,
   `prompt_tokens_truncated`.
 - `score`: `text` -> `log_likelihood`, `num_tokens`, `perplexity`, `truncated`.
-- `tokenize`: `text` -> `token_ids` (B, T) padded with 0, `lengths`.
+- `tokenize`: `text` -> `token_ids` (B, T) padded with the pad id, `lengths`.
 - `detokenize`: `token_ids` (B, T) -> `text`.
 - `logits`: `token_ids` (B, T) -> `logits` (B, T, V) float32.
 - `prefill`/`decode`: the batch-1 stepwise API with an explicit cache
@@ -66,8 +66,6 @@ class ServingSignatures:
 
     def __init__(self, model, tokenizer, tasks=(), max_new_tokens_limit=None, defaults=None,
                  jit_compile=True, stepwise=True):
-        import tensorflow_text as tf_text
-
         self.model = model
         self.tokenizer = tokenizer
         self.tasks = list(tasks)
@@ -85,9 +83,9 @@ class ServingSignatures:
         if not 1 <= self.defaults["max_new_tokens"] <= self.max_new_tokens_limit:
             raise UserError("default max_new_tokens must be in [1, max_new_tokens_limit]")
         self.end_of_text_id = int(tokenizer.end_of_text_id)
-        # A fresh in-graph tokenizer (a tracked tf.Module holding the model proto).
-        self.graph_tokenizer = tf_text.SentencepieceTokenizer(
-            model=tokenizer.proto, out_type=tf.int32, add_bos=False, add_eos=False)
+        self.pad_id = int(tokenizer.pad_id)  # 0 for SentencePiece; GPT-2's id 0 is '!'
+        # A fresh in-graph tokenizer (a tracked tf.Module holding its model or tables).
+        self.graph_tokenizer = tokenizer.graph_tokenizer
         self.generator = GraphGenerator(model, [self.end_of_text_id], jit_compile=jit_compile)
         self.jit_compile = jit_compile
         self.stepwise = StepwiseGraph(model) if stepwise else None
@@ -188,7 +186,7 @@ class ServingSignatures:
 
     def tokenize(self, text):
         ids = self.graph_tokenizer.tokenize(text)
-        return {"token_ids": ids.to_tensor(0), "lengths": tf.cast(ids.row_lengths(), tf.int32)}
+        return {"token_ids": ids.to_tensor(self.pad_id), "lengths": tf.cast(ids.row_lengths(), tf.int32)}
 
     def detokenize(self, token_ids):
         with tf.control_dependencies(self._check_ids(token_ids)):
@@ -196,12 +194,26 @@ class ServingSignatures:
         return {"text": self.graph_tokenizer.detokenize(token_ids)}
 
     def logits(self, token_ids):
-        checks = self._check_ids(token_ids) + [tf.debugging.assert_less_equal(
-            tf.shape(token_ids)[1], self.sequence_length,
-            message=f"token_ids may have at most {self.sequence_length} positions")]
+        # Next-token logits at each row's last position, (B, V): the full (B, T, V)
+        # made a legal 16 x 256 request a 678 MB JSON answer (issue 15), on TF Serving
+        # too. Per-token likelihoods come from `score`; rows are capped so one answer
+        # stays under 2**20 floats on any server.
+        max_rows = max(1, (1 << 20) // self.vocab_size)
+        shape = tf.shape(token_ids)
+        checks = self._check_ids(token_ids) + [
+            tf.debugging.assert_less_equal(
+                shape[1], self.sequence_length,
+                message=f"token_ids may have at most {self.sequence_length} positions"),
+            tf.debugging.assert_positive(shape[1], message="token_ids needs one position"),
+            tf.debugging.assert_less_equal(
+                shape[0], max_rows, message=f"logits takes at most {max_rows} rows per request "
+                                            f"(each returns {self.vocab_size} floats)")]
         with tf.control_dependencies(checks):
             token_ids = tf.identity(token_ids)
-        return {"logits": self.model(token_ids, training=False)}
+        hidden = self.model.backbone(token_ids, training=False)[:, -1]  # (B, D)
+        # GPTCausalLM's tied head, on the last position only (test_export checks parity).
+        logits = self.model.backbone.token_embedding(hidden, reverse=True)  # (B, V)
+        return {"logits": tf.cast(logits, tf.float32)}
 
     # ---- task signatures -----------------------------------------------------------------
 

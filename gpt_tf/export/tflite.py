@@ -3,7 +3,8 @@
 `export_tflite_run(RUN_DIR, NAME)` writes `tflite/NAME/`:
 
     model.tflite      two signatures, builtin ops only (no Flex delegate)
-    tokenizer.model   the SentencePiece model (tokenization stays on the host)
+    tokenizer.model   the SentencePiece model (tokenization stays on the host), or
+    bpe_tokenizer.json  a GPT-2 byte-level BPE in the `tokenizers` library's format
     meta.json         vocab, special ids, cache layout, quantization, sha256s
 
 Signatures (batch 1, see `gpt_tf/export/stepwise.py`):
@@ -39,7 +40,6 @@ from gpt_tf.export.manifest import sha256_file
 
 QUANTIZATIONS = ("none", "fp16", "int8")
 MODEL_FILE = "model.tflite"
-TOKENIZER_FILE = "tokenizer.model"
 META_FILE = "meta.json"
 META_FORMAT_VERSION = 1
 
@@ -177,7 +177,7 @@ def export_tflite(model, tokenizer, output_dir, quantize="none", max_length=None
     try:
         with open(os.path.join(tmp, MODEL_FILE), "wb") as handle:
             handle.write(flatbuffer)
-        shutil.copyfile(tokenizer.model_path, os.path.join(tmp, TOKENIZER_FILE))
+        tokenizer_file = tokenizer.save_host(tmp)
         backbone = model.backbone
         meta = {
             "format_version": META_FORMAT_VERSION,
@@ -206,10 +206,11 @@ def export_tflite(model, tokenizer, output_dir, quantize="none", max_length=None
                            "outputs": {"logits": ["float32", [1, graph.vocab_size]],
                                        "cache": ["float32", list(graph.cache_shape)]}},
             },
-            "prompt_format": "end_of_text id, then the SentencePiece ids of the prompt",
+            "tokenizer": {"kind": tokenizer.kind, "file": tokenizer_file},
+            "prompt_format": "end_of_text id, then the tokenizer's ids of the prompt",
             "operators": tflite_operators(flatbuffer),
             "sha256": {MODEL_FILE: sha256_file(os.path.join(tmp, MODEL_FILE)),
-                       TOKENIZER_FILE: sha256_file(os.path.join(tmp, TOKENIZER_FILE))},
+                       tokenizer_file: sha256_file(os.path.join(tmp, tokenizer_file))},
             "size_bytes": len(flatbuffer),
         }
         meta.update(extra_metadata or {})

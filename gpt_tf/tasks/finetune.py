@@ -18,7 +18,6 @@ strategies, LoRA via `train.lora_rank`).
 
 import json
 import os
-import shutil
 
 from gpt_tf.config import apply_overrides
 from gpt_tf.errors import UserError
@@ -284,7 +283,7 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
     Returns:
         The `RunConfig` written.
     """
-    from gpt_tf.tokenizer import MODEL_FILE, Tokenizer
+    from gpt_tf.tokenizer import load_tokenizer
     from gpt_tf.training import CONFIG_FILE, INIT_FILE, SPLIT_FILE, load_run_config
 
     items = _normalise_tasks(tasks)
@@ -313,13 +312,12 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
         if held_out:
             validation_specs.append({**held_out, "weight": 1.0})
         card_tasks[task] = entry
-    tokenizer = Tokenizer.from_dir(base_run_dir)
+    tokenizer = load_tokenizer(base_run_dir)
     card = {"format_version": CARD_FORMAT_VERSION, "base_run": os.path.abspath(base_run_dir),
             "sequence_length": config.model.sequence_length, "tasks": card_tasks,
             "prompt_formats": {t: formats.EXPORT_TEMPLATES.get(t, "{text}") for t in card_tasks}}
     with atomic_directory(run_dir) as tmp:
-        shutil.copy(os.path.join(base_run_dir, MODEL_FILE), os.path.join(tmp, MODEL_FILE))
-        tokenizer.save_metadata(tmp)
+        tokenizer.save(tmp)
         with open(os.path.join(tmp, CONFIG_FILE), "w") as handle:
             handle.write(config.to_json())
         with open(os.path.join(tmp, SPLIT_FILE), "w") as handle:

@@ -1,0 +1,89 @@
+"""Hugging Face GPT-2 folders in and out, read and written with numpy only.
+
+A folder is what `save_pretrained` writes: `config.json`, `model.safetensors`
+(or shards with `model.safetensors.index.json`), `vocab.json`, `merges.txt`.
+torch and transformers are never imported: a CUDA torch build imported after
+TensorFlow in one process crashes it.
+"""
+
+import json
+import os
+
+from gpt_tf.errors import UserError
+from gpt_tf.interop import gpt2
+from gpt_tf.interop.safetensors_io import read_safetensors
+
+WEIGHTS_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+CONFIG_FILE = "config.json"
+
+
+def read_hf_config(directory):
+    """`config.json` as a dict, checked to be GPT-2's."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"'{path}' not found; pass a folder written by save_pretrained "
+                        f"(config.json, {WEIGHTS_FILE}, vocab.json, merges.txt)")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"'{path}' is not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"'{path}' must hold a JSON object")
+    model_type = config.get("model_type")
+    if model_type != "gpt2":
+        raise UserError(f"'{path}': model_type is {model_type!r}; gpt-tf imports "
+                        f"{gpt2.SUPPORTED}")
+    return config
+
+
+def read_hf_weights(directory):
+    """All tensors of the folder's safetensors file(s), by name."""
+    single = os.path.join(directory, WEIGHTS_FILE)
+    index = os.path.join(directory, INDEX_FILE)
+    if os.path.isfile(single):
+        return read_safetensors(single), single
+    if os.path.isfile(index):
+        try:
+            with open(index, encoding="utf-8") as handle:
+                shards = sorted(set(json.load(handle)["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise UserError(f"'{index}' is not a safetensors index ({error})") from None
+        tensors = {}
+        for shard in shards:
+            tensors.update(read_safetensors(os.path.join(directory, os.path.basename(shard))))
+        return tensors, index
+    if os.path.isfile(os.path.join(directory, "pytorch_model.bin")):
+        raise UserError(
+            f"'{directory}' has only pytorch_model.bin; gpt-tf reads {WEIGHTS_FILE}. Convert it "
+            "once, in an environment with torch and transformers (not this process): python -c "
+            "\"import sys,transformers as t; m=t.GPT2LMHeadModel.from_pretrained(sys.argv[1]); "
+            f"m.save_pretrained(sys.argv[1], safe_serialization=True)\" {directory}")
+    raise UserError(f"'{directory}' has no {WEIGHTS_FILE}; pass a Hugging Face GPT-2 folder")
+
+
+def import_hf(directory, run_dir):
+    """Imports a Hugging Face GPT-2 folder as a gpt-tf run directory.
+
+    Args:
+        directory: the folder (`config.json`, `model.safetensors`, `vocab.json`, `merges.txt`).
+        run_dir: the run directory to create (must not exist).
+
+    Returns:
+        What `gpt2.write_imported_run` returns.
+    """
+    from gpt_tf.byte_bpe import read_vocab_and_merges
+
+    if not os.path.isdir(directory):
+        raise UserError(f"'{directory}' is not a folder; pass a Hugging Face GPT-2 folder")
+    config = read_hf_config(directory)
+    model_config = gpt2.model_config_from_hparams(config, os.path.join(directory, CONFIG_FILE))
+    vocab, merges = read_vocab_and_merges(directory)
+    tensors, source = read_hf_weights(directory)
+    tensors = gpt2.canonical_tensors(tensors, source)
+    gpt2.check_tensors(tensors, model_config, source)
+    return gpt2.write_imported_run(run_dir, model_config, tensors, vocab, merges, {
+        "format": "huggingface", "path": os.path.abspath(directory),
+        "architectures": config.get("architectures"),
+        "name_or_path": config.get("_name_or_path")})
