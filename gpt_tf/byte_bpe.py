@@ -49,18 +49,20 @@ def bytes_to_unicode():
     return mapping
 
 
-def read_vocab_and_merges(directory):
+def read_vocab_and_merges(directory, vocab_file=VOCAB_FILE, merges_file=MERGES_FILE):
     """`vocab.json` (token -> id) and `merges.txt` (ordered pairs) of a GPT-2 tokenizer.
+
+    OpenAI's release names the same two files `encoder.json` and `vocab.bpe`.
 
     Raises:
         UserError: a file is missing, unreadable, or not in GPT-2's format.
     """
-    vocab_path = os.path.join(directory, VOCAB_FILE)
-    merges_path = os.path.join(directory, MERGES_FILE)
+    vocab_path = os.path.join(directory, vocab_file)
+    merges_path = os.path.join(directory, merges_file)
     for path in (vocab_path, merges_path):
         if not os.path.isfile(path):
-            raise UserError(f"'{path}' not found; a GPT-2 tokenizer needs {VOCAB_FILE} and "
-                            f"{MERGES_FILE} side by side")
+            raise UserError(f"'{path}' not found; a GPT-2 tokenizer needs {vocab_file} and "
+                            f"{merges_file} side by side")
     try:
         with open(vocab_path, encoding="utf-8") as handle:
             vocab = json.load(handle)
@@ -95,7 +97,7 @@ def read_vocab_and_merges(directory):
     for a, b in merges:
         if a + b not in vocab:
             raise UserError(f"'{merges_path}': merge '{a} {b}' makes '{a + b}', which is not in "
-                            f"{VOCAB_FILE}; the two files do not belong together")
+                            f"{vocab_file}; the two files do not belong together")
     return vocab, merges
 
 

@@ -77,3 +77,36 @@ def hf_folder(directory, texts, seed=0, config_overrides=None, prefix="transform
     with open(os.path.join(directory, "config.json"), "w") as handle:
         json.dump(hf_config(len(vocab), **(config_overrides or {})), handle)
     return directory
+
+
+def openai_folder(directory, texts, seed=0):
+    """Writes OpenAI's release layout (hparams.json, model.ckpt.*, encoder.json, vocab.bpe)
+    holding the same weights `hf_folder` writes for `seed`; returns its path."""
+    import tensorflow as tf
+
+    os.makedirs(directory, exist_ok=True)
+    vocab = train_bpe(texts, directory)
+    os.replace(os.path.join(directory, "vocab.json"), os.path.join(directory, "encoder.json"))
+    os.replace(os.path.join(directory, "merges.txt"), os.path.join(directory, "vocab.bpe"))
+    names, values = [], []
+    for name, value in gpt2_tensors(len(vocab), seed=seed, **SHAPE).items():
+        parts = name.split(".")
+        if parts[0] == "h":  # h.3.attn.c_attn.weight -> model/h3/attn/c_attn/w
+            leaf = {"weight": "w", "bias": "b"}[parts[-1]]
+            if parts[2].startswith("ln_"):
+                leaf = {"w": "g", "b": "b"}[leaf]
+            tf_name = "model/h{}/{}/{}".format(parts[1], "/".join(parts[2:-1]), leaf)
+            if leaf == "w":
+                value = value[None]  # Conv1D weights carry a leading axis of 1
+        else:
+            tf_name = {"wte.weight": "model/wte", "wpe.weight": "model/wpe",
+                       "ln_f.weight": "model/ln_f/g", "ln_f.bias": "model/ln_f/b"}[name]
+        names.append(tf_name)
+        values.append(tf.constant(value))
+    tf.raw_ops.SaveV2(prefix=os.path.join(directory, "model.ckpt"), tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=values)
+    with open(os.path.join(directory, "checkpoint"), "w") as handle:
+        handle.write('model_checkpoint_path: "model.ckpt"\n')
+    with open(os.path.join(directory, "hparams.json"), "w") as handle:
+        json.dump({"n_vocab": len(vocab), "n_ctx": SHAPE["n_positions"], **SHAPE}, handle)
+    return directory

@@ -217,6 +217,90 @@ def test_tflite_runner_tokenizes_bpe_without_tensorflow(imported, bpe, tmp_path)
     assert json.loads(lines[1]) == "a  b\tc 中文"
 
 
+def _logits(run_dir, ids):
+    from gpt_tf.training import load_model
+
+    model, _, _ = load_model(run_dir)
+    return np.asarray(model(np.array([ids], np.int32)))
+
+
+def test_openai_release_imports_to_the_same_model(imported, bpe, tmp_path):
+    from gpt_tf.cli import main
+    from tests.gpt2_folders import openai_folder
+
+    folder = openai_folder(str(tmp_path / "124M"), TEXTS)
+    run_dir = str(tmp_path / "openai-run")
+    assert main(["import", "openai", folder, "--run-dir", run_dir]) == 0
+    ids = bpe.encode("Now is the winter of our discontent")
+    np.testing.assert_allclose(_logits(run_dir, ids), _logits(imported, ids), atol=1e-6)
+    os.remove(os.path.join(folder, "model.ckpt.index"))
+    assert main(["import", "openai", folder, "--run-dir", str(tmp_path / "x")]) == 2
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_export_hf_and_keras_hub_load_back(imported, bpe, tmp_path):
+    import keras_hub
+    from tokenizers import Tokenizer
+
+    from gpt_tf.cli import main
+
+    hf_out, hub_out = str(tmp_path / "hf"), str(tmp_path / "hub")
+    assert main(["export", "hf", imported, "--out", hf_out]) == 0
+    assert main(["export", "keras-hub", imported, "--out", hub_out]) == 0
+    text = "Friends, Romans <|sep|> lend me your ears"
+    ids = bpe.encode(text)[:30]  # the tiny model's context is 32
+    ours = _logits(imported, ids)
+    # Hugging Face's fast tokenizer file gives gpt-tf's ids, special tokens included.
+    assert Tokenizer.from_file(os.path.join(hf_out, "tokenizer.json")).encode(text).ids \
+        == bpe.encode(text)
+    # keras-hub reads the Hugging Face folder (a torch-free reference) ...
+    reference = keras_hub.models.GPT2Backbone.from_preset(hf_out)
+    hidden = reference({"token_ids": np.array([ids]), "padding_mask": np.ones((1, len(ids)))})
+    theirs = np.asarray(hidden) @ reference.token_embedding.embeddings.numpy().T
+    np.testing.assert_allclose(theirs, ours, atol=1e-4)
+    # ... and the folder imports back to the same model.
+    again = str(tmp_path / "again")
+    assert main(["import", "hf", hf_out, "--run-dir", again]) == 0
+    np.testing.assert_allclose(_logits(again, ids), ours, atol=1e-6)
+    # The keras-hub preset is a GPT2CausalLM that scores and generates as gpt-tf does.
+    from gpt_tf.generation import Generator
+    from gpt_tf.training import load_model
+
+    causal_lm = keras_hub.models.GPT2CausalLM.from_preset(hub_out)
+    hub_logits = causal_lm.score(np.array([ids]), np.ones((1, len(ids)), bool))
+    np.testing.assert_allclose(np.asarray(hub_logits), ours, atol=1e-4)
+    prompt = ids[:6]
+    expected = Generator(load_model(imported)[0]).generate([prompt], 6, stop_ids=[]).token_ids[0]
+    causal_lm.compile(sampler="greedy")
+    causal_lm.preprocessor = None
+    padded = np.zeros((1, 12), np.int32)
+    padded[0, :6] = prompt
+    mask = np.arange(12)[None, :] < 6  # keras-hub fills the masked-out positions
+    out = causal_lm.generate({"token_ids": padded, "padding_mask": mask}, stop_token_ids=None)
+    assert [int(t) for t in out["token_ids"][0, 6:12]] == [int(t) for t in expected]
+    assert isinstance(keras_hub.models.GPT2CausalLM.from_preset(hub_out).generate(
+        "Friends, Romans", max_length=12), str)
+    # And the preset imports back too.
+    from_hub = str(tmp_path / "from-hub")
+    assert main(["import", "keras-hub", hub_out, "--run-dir", from_hub]) == 0
+    np.testing.assert_allclose(_logits(from_hub, ids), ours, atol=1e-6)
+    assert json.load(open(os.path.join(from_hub, "imported_from.json")))["added_tokens"] == {}
+
+
+def test_export_of_a_sentencepiece_run_says_what_loads(trained_run, tmp_path):
+    from gpt_tf.interop.hf import export_hf
+    from gpt_tf.interop.keras_hub import export_keras_hub
+
+    result = export_hf(trained_run["run_dir"], str(tmp_path / "hf"))
+    assert "tokenizer.model" in result["files"] and "vocab.json" not in result["files"]
+    assert "cannot load" in result["tokenizer"]
+    hub = export_keras_hub(trained_run["run_dir"], str(tmp_path / "hub"))
+    assert hub["loads_with"] == "keras_hub.models.GPT2Backbone.from_preset"
+    import keras_hub
+
+    keras_hub.models.GPT2Backbone.from_preset(str(tmp_path / "hub"))
+
+
 # ---- bad input: one line naming the file, exit 2, no run directory ---------------------
 
 
@@ -290,6 +374,19 @@ def test_damaged_or_missing_files_are_refused(tmp_path, capsys):
     os.remove(folder / "merges.txt")
     _refused(capsys, folder, out, "merges.txt")
     _refused(capsys, tmp_path / "nowhere", out, "not a folder")
+
+
+def test_keras_hub_sources_that_cannot_load_are_named(tmp_path, capsys):
+    from gpt_tf.cli import main
+
+    assert main(["import", "keras-hub", "not_a_preset", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "neither a preset directory nor a keras-hub GPT-2 preset name" in \
+        capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["import", "keras-hub", str(tmp_path / "empty"), "--run-dir",
+                 str(tmp_path / "r")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "r")
 
 
 def test_safetensors_files_agree_with_the_reference_library(tmp_path):

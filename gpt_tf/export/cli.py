@@ -51,6 +51,10 @@ def register(subparsers):
     lite.add_argument("--overwrite", action="store_true", help="replace an existing export")
     lite.set_defaults(func=cmd_export_tflite)
 
+    from gpt_tf.interop.cli import add_export_commands
+
+    add_export_commands(commands)
+
     verify = commands.add_parser("verify", help="check a SavedModel version against SHA256SUMS")
     verify.add_argument("export_dir", help="e.g. saved_models/NAME/3")
     verify.set_defaults(func=cmd_export_verify)

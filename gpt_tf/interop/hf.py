@@ -87,3 +87,68 @@ def import_hf(directory, run_dir):
         "format": "huggingface", "path": os.path.abspath(directory),
         "architectures": config.get("architectures"),
         "name_or_path": config.get("_name_or_path")})
+
+
+def export_hf(run_dir, out_dir, checkpoint="final"):
+    """Writes a Hugging Face GPT-2 folder from a run.
+
+    `config.json`, `model.safetensors` (GPT-2's tensor names, tied head) and, for
+    a byte-level BPE run, `vocab.json`, `merges.txt`, `tokenizer.json` (the fast
+    tokenizer, special tokens included) and the tokenizer configs:
+    `GPT2LMHeadModel.from_pretrained`, `AutoTokenizer.from_pretrained` and
+    keras-hub's `GPT2Backbone.from_preset` load it. A SentencePiece run (trained
+    by gpt-tf) exports the same weights and config, plus `tokenizer.model`: the
+    model loads everywhere, but GPT-2's tokenizer classes cannot read it; use
+    `sentencepiece` (or keras-hub's `SentencePieceTokenizer`) for its ids.
+
+    Returns:
+        `{"out_dir", "tokenizer", "files"}`.
+    """
+    from gpt_tf.interop.safetensors_io import write_safetensors
+    from gpt_tf.textfiles import atomic_directory
+    from gpt_tf.tokenizer import END_OF_TEXT, PAD
+    from gpt_tf.training import load_model
+
+    model, tokenizer, config = load_model(run_dir, checkpoint)
+    m = config.model
+    hf_config = {
+        "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": m.vocab_size, "n_positions": m.sequence_length,
+        "n_ctx": m.sequence_length, "n_embd": m.hidden_dim, "n_layer": m.num_layers,
+        "n_head": m.num_heads, "n_inner": m.intermediate_dim,
+        "activation_function": "gelu_new", "layer_norm_epsilon": m.layer_norm_epsilon,
+        "resid_pdrop": m.dropout, "embd_pdrop": m.dropout, "attn_pdrop": m.dropout,
+        "initializer_range": 0.02, "scale_attn_weights": True, "tie_word_embeddings": True,
+        "use_cache": True, "bos_token_id": int(tokenizer.end_of_text_id),
+        "eos_token_id": int(tokenizer.end_of_text_id), "pad_token_id": int(tokenizer.pad_id),
+        "exported_by": "gpt-tf", "gpt_tf_tokenizer": tokenizer.kind,
+    }
+    with atomic_directory(out_dir) as tmp:
+        write_safetensors(os.path.join(tmp, WEIGHTS_FILE),
+                          gpt2.get_gpt2_weights(model.backbone), metadata={"format": "pt"})
+        _write_json(os.path.join(tmp, CONFIG_FILE), hf_config)
+        if tokenizer.kind == "byte_bpe":
+            tokenizer.save(tmp)  # vocab.json, merges.txt and gpt-tf's metadata ...
+            os.replace(os.path.join(tmp, "tokenizer.json"),
+                       os.path.join(tmp, "gpt_tf_tokenizer.json"))
+            tokenizer.host.save(os.path.join(tmp, "tokenizer.json"))  # ... HF's fast tokenizer
+            specials = {"bos_token": END_OF_TEXT, "eos_token": END_OF_TEXT,
+                        "unk_token": END_OF_TEXT, "pad_token": PAD,
+                        "additional_special_tokens": [
+                            t for t in tokenizer.special_tokens if t not in (END_OF_TEXT, PAD)]}
+            _write_json(os.path.join(tmp, "special_tokens_map.json"), specials)
+            _write_json(os.path.join(tmp, "tokenizer_config.json"), {
+                "tokenizer_class": "GPT2Tokenizer", "add_prefix_space": False,
+                "model_max_length": m.sequence_length, **specials})
+            kind = "GPT-2 byte-level BPE (GPT2Tokenizer / GPT2TokenizerFast / keras-hub)"
+        else:
+            tokenizer.save_host(tmp)
+            kind = ("SentencePiece tokenizer.model: GPT-2's tokenizer classes cannot load it; "
+                    "tokenize with sentencepiece or keras_hub.tokenizers.SentencePieceTokenizer")
+        files = sorted(os.listdir(tmp))
+    return {"out_dir": os.path.abspath(out_dir), "tokenizer": kind, "files": files}
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, ensure_ascii=False)
