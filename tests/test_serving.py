@@ -358,6 +358,65 @@ def test_hot_swap_keeps_serving_through_bad_versions(bundle, tmp_path):
         srv.shutdown()
 
 
+def test_out_of_order_copy_and_removals_fail_no_request(bundle, tmp_path):
+    """Issue 15: a copy lands out of order while the old version is removed, then the
+    newest is removed; a client sending all along never fails."""
+    from gpt_tf.serving.models import ModelManager, ModelSpec
+    from gpt_tf.serving.server import ModelServer
+
+    model_dir = tmp_path / "tiny"
+    os.makedirs(model_dir)
+    _copy_version(bundle["path"], str(model_dir), 1)
+    manager = ModelManager([ModelSpec("tiny", str(model_dir))], warmup=False)
+    manager.poll_once()
+    manager.start_polling(0.1)
+    srv = ModelServer(manager, port=0).start()
+    client = ServingClient(srv.url, "tiny")
+    states = lambda: {s["version"]: s for s in client.status()["model_version_status"]}  # noqa
+    answers, failures, stop = [], [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            try:
+                answers.append(client.tokenize(["In the"]))
+            except Exception as error:  # any failure is what this test is about
+                failures.append(repr(error))
+            time.sleep(0.02)
+
+    asker = threading.Thread(target=keep_asking, daemon=True)
+    asker.start()
+    try:
+        new = model_dir / "2"
+        os.makedirs(new)
+        for name in ("saved_model.pb", "SHA256SUMS"):
+            shutil.copy(os.path.join(bundle["path"], name), new)
+        assert _wait(lambda: states().get("2", {}).get("state") == "END")
+        assert "missing" in states()["2"]["status"]["error_message"]
+        shutil.rmtree(model_dir / "1")  # the served version's files go meanwhile
+        time.sleep(1.0)
+        assert states()["1"]["state"] == "AVAILABLE"
+        for entry in sorted(os.listdir(bundle["path"])):  # the rest lands, seconds later
+            source = os.path.join(bundle["path"], entry)
+            if os.path.isdir(source):
+                shutil.copytree(source, new / entry)
+            elif entry not in ("saved_model.pb", "SHA256SUMS"):
+                shutil.copy(source, new)
+        assert _wait(lambda: states().get("2", {}).get("state") == "AVAILABLE")
+        assert _wait(lambda: "1" not in states())
+        # Removing the newest version falls back to the next one.
+        _copy_version(bundle["path"], str(model_dir), 3)
+        assert _wait(lambda: states().get("3", {}).get("state") == "AVAILABLE")
+        assert _wait(lambda: states()["2"]["state"] == "END")
+        shutil.rmtree(model_dir / "3")
+        assert _wait(lambda: states().get("2", {}).get("state") == "AVAILABLE"
+                     and "3" not in states())
+    finally:
+        stop.set()
+        asker.join(timeout=30)
+        srv.shutdown()
+    assert failures == [] and len(answers) > 20
+
+
 def test_serve_cli_subprocess(bundle, tmp_path):
     """`gpt-tf serve --model_base_path ...` in its own process answers real requests."""
     base = tmp_path / "tiny"

@@ -13,7 +13,10 @@ Hot swap is availability-preserving: an old version is unloaded only after
 the versions that replace it are AVAILABLE, so a new version that fails to
 load (bad manifest, broken graph, failing warm-up) leaves the old one
 serving; its error shows in the model status. A failed version is retried
-only when its files change.
+whenever any of its files changes, so a copy that lands out of order loads
+once it is complete. Removing the newest version's directory falls back to
+the next one (loaded again if needed) while the removed one keeps serving
+from memory until then.
 """
 
 import dataclasses
@@ -172,13 +175,22 @@ class VersionState:
 
 
 def _fingerprint(path):
+    """`((relative path, size, mtime_ns), ...)` of every file under a version directory.
+
+    A failed version is retried when this changes: a copy that lands out of
+    order (`saved_model.pb` and `SHA256SUMS` first, `variables/` later) fails
+    its first load, and loads once the missing files arrive.
+    """
     parts = []
-    for name in ("saved_model.pb", "SHA256SUMS"):
-        try:
-            stat = os.stat(os.path.join(path, name))
-            parts.append((name, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            parts.append((name, None, None))
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            try:
+                stat = os.stat(full)
+            except OSError:
+                continue
+            parts.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
     return tuple(parts)
 
 
@@ -246,11 +258,11 @@ class ModelManager:
         states = self.states.setdefault(spec.name, {})
         loaded = self.servables.setdefault(spec.name, {})
         for version in desired:
+            if version in loaded:
+                continue
             path = os.path.join(spec.base_path, str(version))
             fingerprint = _fingerprint(path)
             state = states.get(version)
-            if version in loaded:
-                continue
             if state is not None and state.state == "END" and state.fingerprint == fingerprint:
                 continue  # failed before, files unchanged
             states[version] = VersionState(version, "LOADING", fingerprint=fingerprint)
@@ -271,18 +283,16 @@ class ModelManager:
             log.info("%s version %d AVAILABLE (%.1fs)", spec.name, version,
                      time.perf_counter() - started)
         # Availability-preserving unload: keep the desired versions that loaded;
-        # if fewer than wanted are AVAILABLE, keep the newest older ones too.
+        # while fewer than wanted are AVAILABLE, keep others too, newest first and
+        # those still on disk before removed ones. A version whose directory was
+        # deleted keeps serving from memory until a successor is AVAILABLE.
         with self._lock:
             available = sorted(loaded)
             keep = [v for v in available if v in desired]
             wanted = len(desired) if desired else 1
-            for version in reversed(available):
-                if len(keep) >= wanted:
-                    break
-                if version not in keep and version in present:
-                    keep.append(version)
-            if not keep and available:
-                keep = [v for v in available if v in present][-1:]
+            others = sorted((v for v in available if v not in keep),
+                            key=lambda v: (v in present, v), reverse=True)
+            keep += others[:max(0, wanted - len(keep))]
             for version in available:
                 if version not in keep:
                     del loaded[version]
