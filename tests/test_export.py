@@ -237,7 +237,8 @@ def test_fresh_process_parity_with_keras(bundle, keras_run, tmp_path):
     expected = Generator(model).generate(prompts, 10, stop_ids=[tokenizer.end_of_text_id])
     for row, tokens in enumerate(expected.token_ids):
         assert list(out["tokens"][row][:out["counts"][row]]) == tokens
-    assert_close(out["logits"], np.asarray(model(ids)), atol=1e-5, what="logits")
+    # `logits` answers the last position only (B, V); issue 15.
+    assert_close(out["logits"], np.asarray(model(ids))[:, -1], atol=1e-5, what="logits")
     default = Generator(model).generate(prompts, 8, stop_ids=[tokenizer.end_of_text_id])
     assert [t.decode() for t in out["text"]] == [tokenizer.decode(t) for t in default.token_ids]
 
