@@ -471,3 +471,10 @@ def test_serve_cli_user_errors(tmp_path, capsys):
                  "--rest_api_port", "0"]) == 2
     error = capsys.readouterr().err
     assert "model gpt: base path" in error and "move it into a version folder" in error
+    # Budget flags: 0 turns a budget off, a negative value is a mistake.
+    (tmp_path / "empty").mkdir()
+    for flag, value in (("--max_request_tokens", "-1"), ("--max_response_bytes", "-5"),
+                        ("--rest_api_max_connections", "0"),
+                        ("--rest_api_header_timeout_seconds", "0")):
+        assert main(["serve", "--model_base_path", str(tmp_path / "empty"), flag, value]) == 2
+        assert flag in capsys.readouterr().err

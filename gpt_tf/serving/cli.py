@@ -37,6 +37,17 @@ def register(subparsers):
                        help="bytes per string input (bounds prompt length)")
     serve.add_argument("--max_new_tokens", type=int, default=0,
                        help="cap on max_new_tokens (0: each export's own limit)")
+    serve.add_argument("--max_request_tokens", type=int, default=8192,
+                       help="compute budget per request: rows x (prompt + new tokens), "
+                            "checked before it runs; more get HTTP 413 (0: no limit)")
+    serve.add_argument("--max_response_bytes", type=int, default=32 << 20,
+                       help="largest response; requests whose answer would be larger get "
+                            "HTTP 413 before they run (0: no limit)")
+    serve.add_argument("--rest_api_header_timeout_seconds", type=float, default=10.0,
+                       help="seconds a connection has to send its request headers (and an "
+                            "idle keep-alive connection stays open)")
+    serve.add_argument("--rest_api_max_connections", type=int, default=256,
+                       help="REST connections served at once (a thread each); more get 503")
     serve.add_argument("--require_manifest", type=_bool, default=True,
                        help="load only versions whose SHA256SUMS verifies")
     serve.add_argument("--verbose", action="store_true", help="log every request")
@@ -105,13 +116,23 @@ def build_server(args):
     for value, flag in ((args.max_concurrent_requests, "--max_concurrent_requests"),
                         (args.max_body_bytes, "--max_body_bytes"),
                         (args.max_batch_size, "--max_batch_size"),
-                        (args.max_string_bytes, "--max_string_bytes")):
+                        (args.max_string_bytes, "--max_string_bytes"),
+                        (args.rest_api_max_connections, "--rest_api_max_connections")):
         if value < 1:
             raise UserError(f"{flag} must be >= 1")
+    for value, flag in ((args.max_request_tokens, "--max_request_tokens"),
+                        (args.max_response_bytes, "--max_response_bytes")):
+        if value < 0:
+            raise UserError(f"{flag} must be >= 0 (0: no limit)")
+    if not args.rest_api_header_timeout_seconds > 0:
+        raise UserError("--rest_api_header_timeout_seconds must be > 0")
     options = ServerOptions(
         max_body_bytes=args.max_body_bytes, max_concurrent_requests=args.max_concurrent_requests,
         max_batch_size=args.max_batch_size, max_string_bytes=args.max_string_bytes,
         max_new_tokens=max(0, args.max_new_tokens),
+        max_request_tokens=args.max_request_tokens, max_response_bytes=args.max_response_bytes,
+        header_timeout=args.rest_api_header_timeout_seconds,
+        max_connections=args.rest_api_max_connections,
         metrics_path=_monitoring_path(args.monitoring_config_file)
         if args.monitoring_config_file else METRICS_PATH)
     manager = ModelManager(specs, require_manifest=args.require_manifest,

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from gpt_tf.errors import UserError
 from gpt_tf.export.signatures import CLASSIFY_METHOD
+from gpt_tf.serving import budgets
 from gpt_tf.serving.errors import ServingError, bad_request
 
 _GRPC_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED",
@@ -60,6 +61,16 @@ def _inputs(servable, signature, proto_inputs, limits):
     return inputs
 
 
+def _check_text_feature(example, name, number):
+    feature = example.features.feature.get(name)
+    if feature is None:
+        raise bad_request(f"example {number} has no feature '{name}'; this signature "
+                          f"classifies the string feature '{name}'")
+    if feature.WhichOneof("kind") != "bytes_list" or len(feature.bytes_list.value) != 1:
+        raise bad_request(f"example {number}: feature '{name}' must be one string (bytes_list "
+                          "with one value)")
+
+
 class _Services:
     def __init__(self, manager, limiter, options):
         self.manager = manager
@@ -96,7 +107,10 @@ class _Services:
                     limit = min(limit, self.options.max_new_tokens)
                 if int(inputs["max_new_tokens"].max()) > limit:
                     raise bad_request(f"max_new_tokens must be <= {limit} on this server")
+            budgets.check_request(servable, signature, inputs, self.options, encoding="proto")
             outputs = servable.run(signature, inputs)
+            budgets.check_response(budgets.outputs_bytes(outputs, "proto"),
+                                   self.options.max_response_bytes, measured=True)
             wanted = set(request.output_filter) or set(outputs)
             response = predict_pb2.PredictResponse()
             response.model_spec.name = request.model_spec.name
@@ -135,8 +149,14 @@ class _Services:
                 raise bad_request("the classify request has no examples")
             if not examples or len(examples) > self.options.max_batch_size:
                 raise bad_request(f"give 1..{self.options.max_batch_size} examples")
+            feature = servable.classify_feature(signature)
+            for number, example in enumerate(examples):
+                if feature is not None:
+                    _check_text_feature(example, feature, number)
             serialized = np.array([e.SerializeToString() for e in examples], dtype=object)
-            outputs = servable.run(signature, {"inputs": serialized})
+            inputs = {"inputs": serialized}
+            budgets.check_request(servable, signature, inputs, self.options, encoding="proto")
+            outputs = servable.run(signature, inputs)
             response = classification_pb2.ClassificationResponse()
             response.model_spec.name = request.model_spec.name
             response.model_spec.version.value = servable.version

@@ -61,6 +61,7 @@ class Servable:
         version: integer version.
         signatures: `{name: concrete function}`.
         input_specs: `{signature: {input: (dtype, shape)}}`.
+        output_specs: `{signature: {output: (dtype, shape)}}` (response budgets).
         signature_defs: `{name: SignatureDef proto}` (metadata endpoint).
         method_names: `{signature: method_name}`.
         metadata: `assets.extra/gpt_tf.json` (limits, tokenizer ids), or {}.
@@ -88,14 +89,13 @@ class Servable:
         self.loaded = tf.saved_model.load(path)
         self.signatures = dict(self.loaded.signatures)
         self.input_specs = {}
+        self.output_specs = {}
         self.method_names = {}
         for name, sig in self.signature_defs.items():
             self.method_names[name] = sig.method_name
-            self.input_specs[name] = {
-                key: (_DTYPES.get(info.dtype, f"dtype{info.dtype}"),
-                      None if info.tensor_shape.unknown_rank else
-                      tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim))
-                for key, info in sig.inputs.items()}
+            self.input_specs[name] = {key: _tensor_spec(info) for key, info in sig.inputs.items()}
+            self.output_specs[name] = {key: _tensor_spec(info)
+                                       for key, info in sig.outputs.items()}
         self.metadata = read_metadata(path)
         self.tokenizer_path = os.path.join(path, EXTRA_DIR, "tokenizer.model")
         self.lock = threading.Lock()
@@ -113,6 +113,13 @@ class Servable:
             raise not_found(f"Serving signature name: \"{name}\" not found in signature def; "
                             f"available: {sorted(self.input_specs)}")
         return name
+
+    def classify_feature(self, signature):
+        """The string feature a gpt-tf classify signature reads (its task's input), or None."""
+        for task in self.metadata.get("tasks", []):
+            if task.get("kind") == "classify" and task.get("name") == signature:
+                return task.get("input") or None
+        return None
 
     def run(self, signature_name, inputs):
         """Runs a signature on numpy inputs; returns `{output: np.ndarray}`.
@@ -151,13 +158,31 @@ class Servable:
         return self._host_tokenizer
 
 
+def _tensor_spec(info):
+    """`(dtype name, shape with None for unknown dimensions)` of a `TensorInfo`."""
+    return (_DTYPES.get(info.dtype, f"dtype{info.dtype}"),
+            None if info.tensor_shape.unknown_rank else
+            tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim))
+
+
 def _clean_tf_message(error):
+    """The useful line of a TF runtime error (an assertion's text, else the op's message).
+
+    Graph errors read "Graph execution error:", "Detected at node ...", a stack
+    note, the op's own message, then "[[{{node ...}}]]"; only the op's message
+    says what was wrong with the input.
+    """
     text = getattr(error, "message", str(error))
     found = re.findall(r"assertion failed: \[([^\]]*)\]", text)
     if found:
         return found[0]
-    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return first[:500]
+    lines = [line.strip() for line in text.strip().splitlines()]
+    useful = [line for line in lines if line and not (
+        line.startswith(("Graph execution error", "Detected at node", "<stack traces",
+                         "[[", "File \"", "Detected unsupported")) or line.endswith(":"))]
+    first = useful[0] if useful else (lines[0] if lines and lines[0] else
+                                      type(error).__name__)
+    return re.sub(r"\s*\[\[\{\{.*$", "", first)[:500]
 
 
 def _short(error):
@@ -413,6 +438,11 @@ class ModelManager:
     def model_names(self):
         with self._lock:
             return sorted(self.specs)
+
+    def has_model(self, name):
+        """Whether `name` is a configured model (metrics count others as `_unknown_`)."""
+        with self._lock:
+            return name in self.specs
 
     def wait_until_available(self, name, timeout=60.0):
         deadline = time.monotonic() + timeout

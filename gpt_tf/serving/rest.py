@@ -274,8 +274,15 @@ def _feature(value, name, limits):
     raise bad_request(f"feature '{name}' must be strings, integers or numbers (one kind)")
 
 
-def parse_classify(body, limits):
-    """Decodes `{"examples": [...], "context": {...}}` into serialized `tf.Example`s."""
+def parse_classify(body, limits, text_feature=None):
+    """Decodes `{"examples": [...], "context": {...}}` into serialized `tf.Example`s.
+
+    Args:
+        body: the parsed JSON object.
+        limits: `Limits`.
+        text_feature: the feature the signature reads as one string (a gpt-tf
+            classify task's input), checked in every example; None: no check.
+    """
     import tensorflow as tf
 
     if not isinstance(body, dict):
@@ -297,10 +304,30 @@ def parse_classify(body, limits):
         if not isinstance(example, dict):
             raise bad_request(f"example {number} must be an object of features")
         features = {**context, **example}
+        if text_feature is not None:
+            _check_text_feature(features, text_feature, number)
         proto = tf.train.Example(features=tf.train.Features(feature={
             str(k): _feature(v, str(k), limits) for k, v in features.items()}))
         serialized.append(proto.SerializeToString())
     return np.array(serialized, dtype=object)
+
+
+def _check_text_feature(features, name, number):
+    # The graph parses `name` as one string with "" as default: a missing feature
+    # would classify the empty text, a number would fail as "Graph execution error".
+    if name not in features:
+        raise bad_request(f"example {number} has no feature '{name}' (features: "
+                          f"{sorted(features)}); this signature classifies the string "
+                          f"feature '{name}'")
+    value = features[name]
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise bad_request(f"example {number}: feature '{name}' must be one string, got a "
+                              f"list of {len(value)}")
+        value = value[0]
+    if not isinstance(value, str) and not (isinstance(value, dict) and set(value) == {"b64"}):
+        raise bad_request(f"example {number}: feature '{name}' must be a string, got "
+                          f"{_json_type(value)}")
 
 
 def encode_classify(outputs):

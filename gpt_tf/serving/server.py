@@ -13,10 +13,20 @@ and one clearly marked extension (not in TF Serving):
 
     POST /v1/models/NAME[...]:generateStream   server-sent events, one per token
 
-Status codes: 400 malformed or invalid input, 404 unknown model, version,
-label, signature or URL, 405 other methods, 411 body without length, 413
-body over `--max_body_bytes`, 429 over `--max_concurrent_requests`. A 500
+Status codes: 400 malformed or invalid input (and conflicting
+Content-Length headers), 404 unknown model, version, label, signature or
+URL, 405 other methods, 411 body without length, 413 body over
+`--max_body_bytes` or a request over its budgets (`--max_request_tokens`,
+`--max_response_bytes`, see `budgets.py`), 429 over
+`--max_concurrent_requests`, 503 over `--rest_api_max_connections`. A 500
 means a bug in this server (the fuzz test asserts there are none).
+
+Connections: every response goes out in one write with TCP_NODELAY set (a
+header write followed by a body write under Nagle cost keep-alive clients
+about 40 ms per response); a connection must deliver its request line and
+headers within `--rest_api_header_timeout_seconds` (idle keep-alive
+connections close after it too), and at most `--rest_api_max_connections`
+are served at once, one thread each.
 """
 
 import dataclasses
@@ -30,7 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 from gpt_tf.errors import UserError
 from gpt_tf.export.signatures import CLASSIFY_METHOD
-from gpt_tf.serving import rest
+from gpt_tf.serving import budgets, rest
 from gpt_tf.serving.errors import ServingError, bad_request, not_found
 
 log = logging.getLogger("gpt_tf.serving")
@@ -40,6 +50,10 @@ _MODEL_URL = re.compile(
     r"(?:/versions/(?P<version>[0-9]{1,18})|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?$")
 METRICS_PATH = "/monitoring/prometheus/metrics"
+_APIS = ("predict", "classify", "generateStream", "status", "metadata", "metrics", "other")
+# The metrics label for a model name that is not served (404s): a name from
+# the URL never becomes a label, so clients cannot grow the page.
+UNKNOWN_MODEL = "_unknown_"
 
 
 @dataclasses.dataclass
@@ -53,7 +67,15 @@ class ServerOptions:
         max_batch_size: instances (rows) per request.
         max_string_bytes: bytes per string input (prompt length bound).
         max_new_tokens: server cap on `max_new_tokens` (0: the export's limit).
-        socket_timeout: seconds a connection may stall while sending.
+        max_request_tokens: compute budget per request, rows x tokens
+            (`budgets.RequestCost`); 0: none.
+        max_response_bytes: largest encoded response; 0: none.
+        socket_timeout: seconds a connection may stall while sending a body
+            or reading the answer.
+        header_timeout: seconds a connection has to send its request line and
+            headers (also how long an idle keep-alive connection stays open).
+        max_connections: connections served at once (one thread each); more
+            get 503.
         metrics_path: Prometheus endpoint path.
     """
 
@@ -62,50 +84,159 @@ class ServerOptions:
     max_batch_size: int = 64
     max_string_bytes: int = 16384
     max_new_tokens: int = 0
+    max_request_tokens: int = 8192
+    max_response_bytes: int = 32 << 20
     socket_timeout: float = 30.0
+    header_timeout: float = 10.0
+    max_connections: int = 256
     metrics_path: str = METRICS_PATH
 
     def limits(self):
         return rest.Limits(self.max_batch_size, self.max_string_bytes)
 
 
-class Metrics:
-    """Request counters and latency sums, Prometheus text format."""
+def escape_label_value(value):
+    """A Prometheus label value per the text exposition format: \\, \" and \n escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
-    def __init__(self):
+
+class Metrics:
+    """Request counters and latency sums, Prometheus text format.
+
+    Label values are escaped, and the series are bounded: callers pass only
+    served model names (others as `UNKNOWN_MODEL`) and known APIs, and past
+    `max_series` counters new model names fold into `_other_`.
+
+    Args:
+        max_series: most distinct (model, api, status) counters.
+    """
+
+    def __init__(self, max_series=2000):
         self._lock = threading.Lock()
+        self.max_series = max_series
         self.counts = {}
         self.latency = {}
 
     def record(self, model, api, status, seconds):
-        key = (model or "", api, str(status))
+        api = api if api in _APIS else "other"
+        key = (model or "", api, str(int(status)))
         with self._lock:
+            if key not in self.counts and len(self.counts) >= self.max_series:
+                key = ("_other_",) + key[1:]
             self.counts[key] = self.counts.get(key, 0) + 1
-            total, count = self.latency.get((model or "", api), (0.0, 0))
-            self.latency[(model or "", api)] = (total + seconds, count + 1)
+            total, count = self.latency.get(key[:2], (0.0, 0))
+            self.latency[key[:2]] = (total + seconds, count + 1)
 
     def render(self):
         lines = ["# TYPE gpt_tf_request_count counter"]
+        esc = escape_label_value
         with self._lock:
             for (model, api, status), count in sorted(self.counts.items()):
-                lines.append(f'gpt_tf_request_count{{model_name="{model}",api="{api}",'
+                lines.append(f'gpt_tf_request_count{{model_name="{esc(model)}",api="{api}",'
                              f'status="{status}"}} {count}')
             lines.append("# TYPE gpt_tf_request_latency_seconds summary")
             for (model, api), (total, count) in sorted(self.latency.items()):
-                labels = f'model_name="{model}",api="{api}"'
+                labels = f'model_name="{esc(model)}",api="{api}"'
                 lines.append(f"gpt_tf_request_latency_seconds_sum{{{labels}}} {total:.6f}")
                 lines.append(f"gpt_tf_request_latency_seconds_count{{{labels}}} {count}")
         return "\n".join(lines) + "\n"
+
+
+class _Slot:
+    """One of the `--max_concurrent_requests` slots; `release` is idempotent.
+
+    Released when the work is done, before the answer is written, so a client
+    that sends its next request as soon as it reads an answer never meets its
+    own slot still taken (a 429 at exactly the limit).
+    """
+
+    def __init__(self, limiter):
+        self._limiter = limiter
+        self._held = True
+
+    def release(self):
+        if self._held:
+            self._held = False
+            self._limiter.release()
+
+
+class _Deadlines:
+    """Closes connections that do not deliver a request's headers (or body) in time.
+
+    A per-read socket timeout cannot bound a client that trickles a byte
+    every few seconds; this one thread checks every connection's deadline
+    and shuts the socket down when it passes.
+    """
+
+    def __init__(self, interval=0.25):
+        self._lock = threading.Lock()
+        self._deadlines = {}  # handler -> monotonic deadline
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, name="gpt-tf-deadlines",
+                                        daemon=True)
+        self._thread.start()
+
+    def arm(self, handler, seconds):
+        with self._lock:
+            self._deadlines[handler] = time.monotonic() + seconds
+
+    def disarm(self, handler):
+        with self._lock:
+            self._deadlines.pop(handler, None)
+
+    def _run(self):
+        import socket
+
+        while not self._stop.wait(self._interval):
+            now = time.monotonic()
+            with self._lock:
+                late = [h for h, deadline in self._deadlines.items() if deadline <= now]
+                for handler in late:
+                    del self._deadlines[handler]
+            for handler in late:
+                handler.timed_out = True
+                try:
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "gpt-tf-serve"
     error_content_type = "application/json"
+    # One write per response: the status line, headers and body are buffered
+    # and flushed together (`_send`); TCP_NODELAY for larger bodies and streams.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def setup(self):
         self.timeout = self.server.options.socket_timeout
+        self.timed_out = False
+        self._started = None
+        self._body_read = False
         super().setup()
+
+    def handle_expect_100(self):
+        ok = super().handle_expect_100()
+        self.wfile.flush()  # the buffered "100 Continue" must go out now
+        return ok
+
+    def handle_one_request(self):
+        # The deadline covers waiting for the request line (an idle keep-alive
+        # connection) and reading the headers; `_dispatch` disarms it.
+        self.server.deadlines.arm(self, self.server.options.header_timeout)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.deadlines.disarm(self)
+        if self.timed_out:
+            self.close_connection = True
 
     def log_message(self, format, *args):  # noqa: A002  (BaseHTTPRequestHandler's name)
         log.debug("%s - %s", self.address_string(), format % args)
@@ -121,9 +252,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
+        self._record(status)  # before the write: a scrape right after the answer sees it
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+        self.wfile.flush()
+
+    def _record(self, status):
+        """Counts this request in the metrics, once."""
+        if self._started is None:
+            return
+        seconds, self._started = time.perf_counter() - self._started, None
+        self.server.metrics.record(self._metrics_model(), self._api, status, seconds)
 
     def _send_json(self, status, payload, headers=None):
         self._send(status, json.dumps(payload, ensure_ascii=False), headers=headers)
@@ -163,18 +303,25 @@ class _Handler(BaseHTTPRequestHandler):
         raise error
 
     def _dispatch(self, handler):
-        started = time.perf_counter()
+        self.server.deadlines.disarm(self)
+        self._started = time.perf_counter()
+        self._body_read = False
         self._model, self._api, status = None, "other", 500
+        if self.timed_out:  # headers cut short by the deadline: nobody to answer
+            self.close_connection = True
+            self._record(408)
+            return
         try:
             status = handler() or 200
         except ServingError as error:
             status = error.status
-            if status in (413, 411):
+            if status == 411 or self._body_left():
                 self.close_connection = True
             headers = {"Retry-After": "1"} if status == 429 else None
             self._send_json(status, {"error": error.message}, headers)
         except UserError as error:
             status = 400
+            self.close_connection = self.close_connection or self._body_left()
             self._send_json(400, {"error": str(error)})
         except (ConnectionError, TimeoutError, OSError) as error:
             status = 499
@@ -189,8 +336,22 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         finally:
-            self.server.metrics.record(self._model, self._api, status,
-                                       time.perf_counter() - started)
+            self._record(status)  # requests answered without `_send` (streams, dropped)
+
+    def _body_left(self):
+        """Whether the request has a body this handler did not read (it would be taken
+        for the next request on a keep-alive connection)."""
+        if self._body_read:
+            return False
+        length = (self.headers.get("Content-Length") or "0").strip() if self.headers else "0"
+        chunked = "chunked" in ((self.headers.get("Transfer-Encoding") if self.headers
+                                 else None) or "").lower()
+        return chunked or length != "0"
+
+    def _metrics_model(self):
+        if not self._model:
+            return ""
+        return self._model if self.server.manager.has_model(self._model) else UNKNOWN_MODEL
 
     def _match(self):
         path = urlsplit(self.path).path
@@ -227,14 +388,19 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             raise ServingError(411, "chunked request bodies are not supported; send "
                                     "Content-Length")
-        length = self.headers.get("Content-Length")
-        if length is None:
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             raise ServingError(411, "the request needs a Content-Length header and a JSON body")
+        if len({value.strip() for value in lengths}) > 1:
+            # RFC 9112 6.3: the body's end is ambiguous; refuse and close.
+            self.close_connection = True
+            raise bad_request(f"conflicting Content-Length headers {lengths}; send one")
         try:
-            length = int(length)
-            if length < 0:
+            length = int(lengths[0].strip())
+            if length < 0 or not lengths[0].strip().isdigit():
                 raise ValueError
         except ValueError:
+            self.close_connection = True
             raise bad_request("invalid Content-Length header") from None
         limit = self.server.options.max_body_bytes
         if length > limit:
@@ -245,9 +411,16 @@ class _Handler(BaseHTTPRequestHandler):
                     if not chunk:
                         break
                     remaining -= len(chunk)
+            self.close_connection = True
             raise ServingError(413, f"request body of {length} bytes exceeds the limit of "
                                     f"{limit} bytes (--max_body_bytes)")
-        data = self.rfile.read(length)
+        # The whole body within socket_timeout, however slowly it trickles in.
+        self.server.deadlines.arm(self, self.server.options.socket_timeout)
+        try:
+            data = self.rfile.read(length)
+        finally:
+            self.server.deadlines.disarm(self)
+        self._body_read = True
         if len(data) != length:
             self.close_connection = True
             raise bad_request("the request body is shorter than its Content-Length")
@@ -264,28 +437,33 @@ class _Handler(BaseHTTPRequestHandler):
             raise not_found(f"Malformed request: {self.command} {path}")
         verb = match.group("verb")
         name, version, label = self._target(match)
-        self._api = verb
         if verb not in ("predict", "classify", "generateStream"):
             raise not_found(f"Malformed request: POST {path} (supported: :predict, :classify, "
                             "and the :generateStream extension)")
+        self._api = verb
         body = self._read_json()
         limiter = self.server.limiter
         if not limiter.acquire(blocking=False):
             raise ServingError(429, "too many concurrent requests (limit "
-                                    f"{self.server.options.max_concurrent_requests}); retry later")
+                                    f"{self.server.options.max_concurrent_requests}, "
+                                    "--max_concurrent_requests); retry later")
+        slot = _Slot(limiter)
         try:
             servable = self.server.manager.resolve(name, version, label)
             if isinstance(body, dict) and "signature_name" in body and \
                     not isinstance(body["signature_name"], str):
                 raise bad_request("'signature_name' must be a string")
-            if verb == "predict":
-                self._send_json(200, self._predict(servable, body))
-            elif verb == "classify":
-                self._send_json(200, self._classify(servable, body))
-            else:
-                self._stream(servable, body)
+            if verb == "generateStream":
+                self._stream(servable, body, slot)
+                return 200
+            answer = self._predict(servable, body) if verb == "predict" else \
+                self._classify(servable, body)
+            data = json.dumps(answer, ensure_ascii=False).encode("utf-8")
+            budgets.check_response(len(data), self.server.options.max_response_bytes,
+                                   measured=True)
         finally:
-            limiter.release()
+            slot.release()
+        self._send(200, data)
         return 200
 
     def _max_new_tokens(self, servable):
@@ -303,7 +481,11 @@ class _Handler(BaseHTTPRequestHandler):
             limit = self._max_new_tokens(servable)
             if int(inputs["max_new_tokens"].max()) > limit:
                 raise bad_request(f"max_new_tokens must be <= {limit} on this server")
-        return rest.encode_predict(servable.run(signature, inputs), row_format)
+        budgets.check_request(servable, signature, inputs, self.server.options)
+        outputs = servable.run(signature, inputs)
+        budgets.check_response(budgets.outputs_bytes(outputs),
+                               self.server.options.max_response_bytes, measured=True)
+        return rest.encode_predict(outputs, row_format)
 
     def _classify(self, servable, body):
         name = (body.get("signature_name") if isinstance(body, dict) else None) \
@@ -313,14 +495,21 @@ class _Handler(BaseHTTPRequestHandler):
         if method != CLASSIFY_METHOD:
             raise bad_request(f"Expected classification signature method_name to be "
                               f"{CLASSIFY_METHOD}. Was: {method}")
-        serialized = rest.parse_classify(body, self.server.options.limits())
-        return rest.encode_classify(servable.run(signature, {"inputs": serialized}))
+        serialized = rest.parse_classify(body, self.server.options.limits(),
+                                         text_feature=servable.classify_feature(signature))
+        inputs = {"inputs": serialized}
+        budgets.check_request(servable, signature, inputs, self.server.options)
+        return rest.encode_classify(servable.run(signature, inputs))
 
-    def _stream(self, servable, body):
+    def _stream(self, servable, body, slot):
         from gpt_tf.serving.streaming import parse_stream_request, stream_generate
 
         request = parse_stream_request(body, self._max_new_tokens(servable),
                                        self.server.options.max_string_bytes)
+        context = int(servable.metadata.get("model", {}).get("sequence_length", 0))
+        budgets.check_compute(budgets.RequestCost(
+            1, len(request["prompt"].encode("utf-8")) + 1, request["max_new_tokens"],
+            context=context), self.server.options.max_request_tokens)
         events = stream_generate(servable, **request)
         first = next(events)  # errors before the first token still get a JSON status
         self.close_connection = True
@@ -330,9 +519,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(_event(first))
-        for event in events:
-            self.wfile.write(_event(event))
         self.wfile.flush()
+        for event in events:
+            if event.get("done"):
+                slot.release()  # the work is over; the summary is only a write
+            self.wfile.write(_event(event))
+            self.wfile.flush()
 
 
 def _event(payload):
@@ -340,9 +532,41 @@ def _event(payload):
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most `options.max_connections` at once."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
+
+    def process_request(self, request, client_address):
+        if not self.connection_slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connection_slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connection_slots.release()
+
+    def _refuse(self, request):
+        limit = self.options.max_connections
+        body = json.dumps({"error": f"too many open connections (limit {limit}, "
+                                    "--rest_api_max_connections); retry later"}).encode()
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n")
+        try:
+            request.settimeout(1.0)
+            request.sendall(head.encode("ascii") + body)
+        except OSError:
+            pass
+        self.metrics.record("", "other", 503, 0.0)
+        self.shutdown_request(request)
 
 
 class ModelServer:
@@ -364,6 +588,8 @@ class ModelServer:
         self.httpd.options = self.options
         self.httpd.metrics = Metrics()
         self.httpd.limiter = threading.BoundedSemaphore(self.options.max_concurrent_requests)
+        self.httpd.connection_slots = threading.BoundedSemaphore(self.options.max_connections)
+        self.httpd.deadlines = _Deadlines()
         self.host = host
         self.port = self.httpd.server_address[1]
         self.grpc_server = None
@@ -393,6 +619,7 @@ class ModelServer:
     def shutdown(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.httpd.deadlines.stop()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=1)
         self.manager.stop()

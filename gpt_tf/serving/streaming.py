@@ -30,8 +30,13 @@ def parse_stream_request(body, max_new_tokens_limit, max_string_bytes):
     for key, kind in STREAM_FIELDS.items():
         if key in body and (isinstance(body[key], bool) or not isinstance(body[key], kind)):
             raise bad_request(f"'{key}' has the wrong type")
-    if len(body["prompt"].encode("utf-8", errors="surrogatepass")) > max_string_bytes:
-        raise bad_request(f"'prompt' exceeds {max_string_bytes} bytes")
+    try:
+        prompt_bytes = len(body["prompt"].encode("utf-8"))
+    except UnicodeEncodeError:  # JSON allows "\ud800"; no tokenizer can take it
+        raise bad_request("'prompt' is not valid Unicode (it holds a lone surrogate such as "
+                          "\\ud800); send UTF-8 text") from None
+    if prompt_bytes > max_string_bytes:
+        raise bad_request(f"'prompt' exceeds {max_string_bytes} bytes (--max_string_bytes)")
     max_new = body.get("max_new_tokens", 64)
     if not 1 <= max_new <= max_new_tokens_limit:
         raise bad_request(f"max_new_tokens must be in [1, {max_new_tokens_limit}]")
