@@ -190,6 +190,23 @@ def test_imported_run_finetunes_exports_and_serves_the_same_ids(imported, bpe, t
     text = loaded.signatures["detokenize"](token_ids=tf.constant(ids))["text"].numpy()
     assert [t.decode() for t in text] == [t.replace("<|endoftext|>", "") for t in corpus]
     assert os.path.isfile(os.path.join(out, "tiny", "1", "assets.extra", "bpe_tokenizer.json"))
+    # Served over HTTP: the host-side stream (bpe_tokenizer.json) equals in-graph generation.
+    from gpt_tf.serving.client import ServingClient
+    from gpt_tf.serving.models import ModelManager, specs_from_config_file
+    from gpt_tf.serving.server import ModelServer
+
+    manager = ModelManager(specs_from_config_file(os.path.join(out, "models.config")))
+    manager.poll_once()
+    server = ModelServer(manager, port=0).start()
+    try:
+        client = ServingClient(server.url, "tiny")
+        pieces = list(client.stream("light 3 中", max_new_tokens=6))
+        summary = pieces.pop()
+        generated = client.generate(["light 3 中"], max_new_tokens=6)[0]
+        assert summary["completion"] == generated["completion"]
+        assert "".join(pieces) == summary["completion"][:len("".join(pieces))]
+    finally:
+        server.shutdown()
 
 
 def test_tflite_runner_tokenizes_bpe_without_tensorflow(imported, bpe, tmp_path):

@@ -16,7 +16,7 @@ uses the defaults fixed at export.
 - `score`: `text` -> `log_likelihood`, `num_tokens`, `perplexity`, `truncated`.
 - `tokenize`: `text` -> `token_ids` (B, T) padded with the pad id, `lengths`.
 - `detokenize`: `token_ids` (B, T) -> `text`.
-- `logits`: `token_ids` (B, T) -> `logits` (B, T, V) float32.
+- `logits`: `token_ids` (B, T) -> `logits` (B, V) float32, at each row's last position.
 - `prefill`/`decode`: the batch-1 stepwise API with an explicit cache
   (`stepwise.py`), used for streaming.
 - task signatures (`tasks.py`).
