@@ -97,7 +97,7 @@ class Servable:
             self.output_specs[name] = {key: _tensor_spec(info)
                                        for key, info in sig.outputs.items()}
         self.metadata = read_metadata(path)
-        self.tokenizer_path = os.path.join(path, EXTRA_DIR, "tokenizer.model")
+        self.extra_dir = os.path.join(path, EXTRA_DIR)
         self.lock = threading.Lock()
         self._host_tokenizer = None
         warmup_path = os.path.join(path, EXTRA_DIR, WARMUP_FILE)
@@ -145,16 +145,17 @@ class Servable:
 
     @property
     def host_tokenizer(self):
-        """A `sentencepiece` processor over the exported tokenizer (streaming)."""
+        """A `tflite.host_tokenizer.HostTokenizer` over the exported tokenizer (streaming)."""
         if self._host_tokenizer is None:
-            import sentencepiece as spm
+            from tflite.host_tokenizer import HostTokenizer, find_tokenizer_file
 
-            if not os.path.isfile(self.tokenizer_path):
-                raise not_found("this SavedModel has no assets.extra/tokenizer.model; streaming "
-                                "needs a gpt-tf export")
-            processor = spm.SentencePieceProcessor()
-            processor.LoadFromFile(self.tokenizer_path)
-            self._host_tokenizer = processor
+            path = find_tokenizer_file(self.extra_dir)
+            if path is None:
+                raise not_found("this SavedModel has no assets.extra/tokenizer.model (or "
+                                "bpe_tokenizer.json); streaming needs a gpt-tf export")
+            meta = self.metadata.get("tokenizer", {})
+            self._host_tokenizer = HostTokenizer(
+                path, [meta[k] for k in ("pad_id", "end_of_text_id") if k in meta])
         return self._host_tokenizer
 
 

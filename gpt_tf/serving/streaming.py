@@ -61,10 +61,10 @@ def stream_generate(servable, prompt, max_new_tokens, sampler, seed):
                             "with `gpt-tf export savedmodel` to stream")
     tokenizer = servable.host_tokenizer
     meta = servable.metadata
-    end_of_text = int(meta.get("tokenizer", {}).get("end_of_text_id", tokenizer.eos_id()))
+    end_of_text = int(meta["tokenizer"]["end_of_text_id"])
     sequence_length = int(meta.get("model", {}).get("sequence_length", 0))
-    vocab_size = tokenizer.GetPieceSize()
-    ids = [end_of_text] + tokenizer.EncodeAsIds(prompt)
+    vocab_size = tokenizer.vocab_size
+    ids = [end_of_text] + tokenizer.encode(prompt)
     room = sequence_length - max_new_tokens
     if room < 1:
         raise bad_request(f"max_new_tokens must be below the context ({sequence_length})")
@@ -84,7 +84,7 @@ def stream_generate(servable, prompt, max_new_tokens, sampler, seed):
             break
         new.append(token)
         presence[0, token] = True
-        decoded = tokenizer.DecodeIds(new)
+        decoded = tokenizer.decode(new)
         # Hold back an incomplete UTF-8 sequence until its last byte arrives.
         piece = "" if decoded.endswith("\ufffd") or not decoded.startswith(text) \
             else decoded[len(text):]
@@ -95,5 +95,5 @@ def stream_generate(servable, prompt, max_new_tokens, sampler, seed):
                 token_id=tf.constant([[token]], tf.int32),
                 position=tf.constant([position], tf.int32), cache=cache)
             logits, cache = out["logits"], out["cache"]
-    yield {"done": True, "completion": tokenizer.DecodeIds(new), "num_tokens": len(new),
+    yield {"done": True, "completion": tokenizer.decode(new), "num_tokens": len(new),
            "stop_reason": reason, "prompt_tokens_truncated": truncated}
