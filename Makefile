@@ -128,13 +128,13 @@ ship: setup
 	$(if $(TRAINING),,mkdir -p models/multitask.new/pretraining && \
 		cp $(BASE)/config.json $(BASE)/history.jsonl models/multitask.new/pretraining/ && \
 		cp $(MODELS_DIR)/mix/mixture.json models/multitask.new/pretraining/)
+	$(if $(TRAINING),cp $(TRAINING) models/multitask.new/training_history.json)
 	rm -rf models/multitask && mv models/multitask.new models/multitask
 	next=$$(( $$(ls saved_models/multitask 2>/dev/null | sort -n | tail -1) + 1 )); \
 		rm -rf saved_models/multitask && $(BIN)/gpt-tf export savedmodel models/multitask \
 		--name multitask --stable --version $$next
 	rm -rf tflite/multitask-int8
 	$(BIN)/gpt-tf export tflite models/multitask --name multitask-int8 --quantize int8
-	$(if $(TRAINING),cp $(TRAINING) models/multitask/training_history.json)
 	rm -rf reports/full-test
 	$(MAKE) reports
 
