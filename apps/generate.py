@@ -25,8 +25,8 @@ def generate(prompts, model=None, max_new_tokens=64, temperature=0.8, top_k=40, 
 
 
 def main(argv=None):
-    from gpt_tf.clients.base import check_sampling, check_sampling_values, check_seed, check_texts
     from gpt_tf.tasks.generate import generate as generate_texts
+    from gpt_tf.validation import check_sampling, check_sampling_values, check_seed, check_texts
 
     parser = base_parser("generate", "Continue prompts with a gpt-tf model.")
     parser.add_argument("prompt", nargs="*", help="prompts (default: stdin lines)")

@@ -16,9 +16,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from gpt_tf.clients.base import check_seed
 from gpt_tf.errors import UserError
 from gpt_tf.sampling import Sampler
+from gpt_tf.validation import check_seed
 
 # Buffers are rounded up to a multiple of this, so nearby lengths share one
 # compiled program instead of recompiling for every prompt length.

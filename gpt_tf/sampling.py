@@ -9,7 +9,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from gpt_tf.clients.base import check_sampling_values
+from gpt_tf.validation import check_sampling_values
 
 _NEG_INF = -1e9
 

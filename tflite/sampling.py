@@ -10,7 +10,7 @@ Philox), so sampled tokens are reproducible per seed but not equal to the
 Keras generator's. Greedy decoding is identical.
 
 `check_sampling_values` copies the rules and messages of
-`gpt_tf.clients.base.check_sampling_values` (this package must not import
+`gpt_tf.validation.check_sampling_values` (this package must not import
 `gpt_tf`); tests/test_sampling.py runs one list of bad settings against both.
 """
 

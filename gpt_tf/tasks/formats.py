@@ -20,6 +20,7 @@ In training and at inference the token sequence is `[end_of_text] + prompt
 import dataclasses
 
 from gpt_tf.errors import UserError
+from gpt_tf.validation import check_text, check_texts
 
 TASKS = ("translate", "qa", "sentiment", "generate")
 
@@ -74,16 +75,12 @@ def check_user_text(text, what):
     Raises:
         UserError: naming `what`.
     """
-    from gpt_tf.clients.base import check_text
-
     check_text(text, what, allow_empty=False)
     return clean_user_text(text, what)
 
 
 def check_user_texts(texts, what="texts"):
     """`check_user_text` of a string or a list of strings; returns the cleaned list."""
-    from gpt_tf.clients.base import check_texts
-
     return [clean_user_text(text, f"{what}[{number}]")
             for number, text in enumerate(check_texts(texts, what, allow_empty=False))]
 

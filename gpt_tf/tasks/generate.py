@@ -1,6 +1,6 @@
 """Free text generation over any client (sampling options, streaming)."""
 
-from gpt_tf.clients.base import check_texts
+from gpt_tf.validation import check_texts
 
 
 def generate(client, prompts, max_new_tokens=64, temperature=0.8, top_k=40, top_p=1.0,

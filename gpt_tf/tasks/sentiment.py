@@ -7,11 +7,11 @@ the chunks' probabilities averaged.
 
 import math
 
-from gpt_tf.clients.base import check_texts
 from gpt_tf.errors import UserError
 from gpt_tf.tasks import formats
 from gpt_tf.tasks.data import sentiment_text_budget
 from gpt_tf.tasks.windows import text_windows
+from gpt_tf.validation import check_texts
 
 DEFAULT_LABELS = ("negative", "positive")
 
