@@ -32,6 +32,7 @@ from gpt_tf.distribute import is_chief, make_strategy
 from gpt_tf.errors import UserError
 from gpt_tf.models import GPTCausalLM
 from gpt_tf.optimizer import learning_rate_schedule, make_optimizer
+from gpt_tf.task_card import TASK_CARD, read_task_card  # noqa: F401  (re-exported)
 from gpt_tf.textfiles import atomic_directory, resolve_text_files
 from gpt_tf.tokenizer import MODEL_FILE, Tokenizer, load_tokenizer, train_tokenizer
 
@@ -41,9 +42,6 @@ MODEL_KERAS = "model.keras"
 HISTORY_FILE = "history.jsonl"
 # Fine-tuning runs start from another run's weights: {"run_dir": BASE}.
 INIT_FILE = "init_from.json"
-# Fine-tuned runs describe their tasks (language pair, labels, QA settings);
-# exports copy it so every backend knows them.
-TASK_CARD = "task_card.json"
 
 
 class TrainingStopped(Exception):
@@ -162,18 +160,6 @@ def _selection_score(metrics, best_metric):
     if best_metric == "loss":
         return metrics["validation_loss"]
     return -metrics.get(f"validation_{best_metric}", 0.0)
-
-
-def read_task_card(directory):
-    """The `task_card.json` in `directory` (a run or an export), or None."""
-    path = os.path.join(directory, TASK_CARD)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
 
 
 def prepare_run(run_dir, config, data_paths, validation_paths=None, tokenizer_path=None):

@@ -23,7 +23,7 @@ class KerasClient(Client):
 
     def __init__(self, run_dir, checkpoint="final", jit_compile=True):
         from gpt_tf.generation import Generator
-        from gpt_tf.tasks.finetune import read_task_card
+        from gpt_tf.task_card import read_task_card
         from gpt_tf.training import load_model
 
         model, tokenizer, config = load_model(run_dir, checkpoint)

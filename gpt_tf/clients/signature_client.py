@@ -349,7 +349,7 @@ class SignatureClient(Client):
 
 def _card_from_metadata(meta):
     """An export's task card: its own, else its source run's, else one made from its tasks."""
-    from gpt_tf.tasks.finetune import read_task_card
+    from gpt_tf.task_card import read_task_card
 
     if not meta:
         return None

@@ -47,7 +47,7 @@ class TFLiteClient(Client):
     backend = "tflite"
 
     def __init__(self, path, num_threads=None):
-        from gpt_tf.tasks.finetune import read_task_card
+        from gpt_tf.task_card import read_task_card
 
         runtime = _runtime()
         model_dir = os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else path

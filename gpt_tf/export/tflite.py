@@ -232,7 +232,8 @@ def export_tflite(model, tokenizer, output_dir, quantize="none", max_length=None
 def export_tflite_run(run_dir, name, output_dir="tflite", quantize="none", checkpoint="final",
                       max_length=None, overwrite=False):
     """Exports a training run to `output_dir/name/` (see `export_tflite`)."""
-    from gpt_tf.training import load_model, read_task_card
+    from gpt_tf.task_card import read_task_card
+    from gpt_tf.training import load_model
 
     if not name or "/" in name or name.startswith("."):
         raise UserError(f"model name {name!r} must be a plain directory name")

@@ -89,8 +89,8 @@ def cmd_finetune(args):
         train_overrides = []
     if args.prepare_only:
         return 0
-    from gpt_tf.cli import ConsoleProgress
     from gpt_tf.distribute import make_strategy
+    from gpt_tf.progress import ConsoleProgress
 
     strategy = make_strategy(args.strategy)
     try:

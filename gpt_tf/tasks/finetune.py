@@ -21,6 +21,7 @@ import os
 
 from gpt_tf.config import apply_overrides
 from gpt_tf.errors import UserError
+from gpt_tf.task_card import TASK_CARD, read_task_card, write_task_card  # noqa: F401  (re-exported)
 from gpt_tf.tasks import formats
 from gpt_tf.tasks.data import (
     DEFAULT_DOC_STRIDE,
@@ -29,7 +30,6 @@ from gpt_tf.tasks.data import (
     load_records,
 )
 from gpt_tf.textfiles import atomic_directory
-from gpt_tf.training import TASK_CARD, read_task_card  # noqa: F401  (re-exported)
 
 # Read by `gpt_tf.export.tasks.run_dir_tasks` (its TASKS_FILE).
 EXPORT_TASKS_FILE = "export_tasks.json"
@@ -325,8 +325,7 @@ def prepare_finetune_run(run_dir, base_run_dir, tasks, overrides=None,
                       handle, indent=2)
         with open(os.path.join(tmp, INIT_FILE), "w") as handle:
             json.dump({"run_dir": os.path.abspath(base_run_dir)}, handle, indent=2)
-        with open(os.path.join(tmp, TASK_CARD), "w") as handle:
-            json.dump(card, handle, indent=2)
+        write_task_card(tmp, card)
         export_tasks = export_task_dicts(card, config.model.sequence_length)
         if export_tasks:
             with open(os.path.join(tmp, EXPORT_TASKS_FILE), "w") as handle:
