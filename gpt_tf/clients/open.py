@@ -5,6 +5,7 @@ import re
 
 from gpt_tf import logs
 from gpt_tf.errors import UserError
+from gpt_tf.export.layout import SAVED_MODEL_FILE, list_versions
 
 _KINDS = ("a run directory (config.json), a SavedModel directory (saved_model.pb, or "
           "saved_models/NAME holding versions), a TFLite export (tflite/NAME or its "
@@ -12,13 +13,7 @@ _KINDS = ("a run directory (config.json), a SavedModel directory (saved_model.pb
 
 
 def _versions(directory):
-    versions = []
-    for entry in os.listdir(directory):
-        path = os.path.join(directory, entry)
-        if re.fullmatch(r"[1-9][0-9]*", entry) and os.path.isfile(
-                os.path.join(path, "saved_model.pb")):
-            versions.append(int(entry))
-    return sorted(versions)
+    return list_versions(directory, require_manifest=False)
 
 
 def resolve_target(target):
@@ -41,7 +36,7 @@ def resolve_target(target):
         raise UserError(f"'{target}' is a file of the wrong kind; pass {_KINDS}")
     if os.path.isfile(os.path.join(target, "config.json")):
         return "keras", target
-    if os.path.isfile(os.path.join(target, "saved_model.pb")):
+    if os.path.isfile(os.path.join(target, SAVED_MODEL_FILE)):
         return "savedmodel", target
     if os.path.isfile(os.path.join(target, "model.tflite")):
         return "tflite", target

@@ -23,6 +23,7 @@ from gpt_tf.evaluation.report import (
     evaluate_tasks,
     write_report,
 )
+from gpt_tf.export.layout import metadata_path
 
 
 def add_task_arguments(parser):
@@ -87,7 +88,7 @@ def find_exports(run_dir, exports_dir="."):
             _, version_dir = resolve_target(model_dir)
         except UserError:
             continue
-        meta_path = os.path.join(version_dir, "assets.extra", "gpt_tf.json")
+        meta_path = metadata_path(version_dir)
         if os.path.isfile(meta_path):
             with open(meta_path, encoding="utf-8") as handle:
                 if _source_run(json.load(handle)) == run_dir:

@@ -16,6 +16,7 @@
 import os
 
 from gpt_tf.errors import UserError
+from gpt_tf.export.layout import MANIFEST_FILE, list_versions
 
 CONFIG_FILE = "models.config"
 BATCHING_FILE = "batching_parameters.txt"
@@ -72,8 +73,6 @@ def read_model_config(path):
 
 
 def _models_on_disk(base_dir):
-    from gpt_tf.export.saved_model import list_versions
-
     models = {}
     for entry in sorted(os.listdir(base_dir)):
         path = os.path.join(base_dir, entry)
@@ -193,6 +192,6 @@ Then:
            "max_new_tokens": 40, "temperature": 0.8, "top_k": 40, "top_p": 0.95,
            "repetition_penalty": 1.1, "seed": 1}}]}}'
 
-Every version directory holds a `SHA256SUMS` manifest: `sha256sum -c SHA256SUMS`
+Every version directory holds a `{MANIFEST_FILE}` manifest: `sha256sum -c {MANIFEST_FILE}`
 inside it verifies the files; `gpt-tf serve` refuses versions that fail it.
 """

@@ -13,8 +13,7 @@ import hashlib
 import os
 
 from gpt_tf.errors import UserError
-
-MANIFEST_FILE = "SHA256SUMS"
+from gpt_tf.export.layout import MANIFEST_FILE
 
 
 class ManifestError(UserError):

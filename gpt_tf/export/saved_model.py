@@ -30,11 +30,18 @@ import shutil
 import tempfile
 
 from gpt_tf.errors import UserError
+from gpt_tf.export.bundle import write_serving_bundle
+from gpt_tf.export.layout import (  # noqa: F401  (METADATA_FILE, read_metadata re-exported)
+    EXTRA_DIR,
+    METADATA_FILE,
+    SAVED_MODEL_FILE,
+    WARMUP_FILE,
+    list_versions,
+    metadata_path,
+    read_metadata,
+)
 from gpt_tf.export.manifest import verify_manifest, write_manifest
 
-EXTRA_DIR = "assets.extra"
-METADATA_FILE = "gpt_tf.json"
-WARMUP_FILE = "tf_serving_warmup_requests"
 FORMAT_VERSION = 1
 
 
@@ -79,7 +86,7 @@ def _patch_method_names(export_dir, method_names):
         return
     from tensorflow.core.protobuf import saved_model_pb2
 
-    path = os.path.join(export_dir, "saved_model.pb")
+    path = os.path.join(export_dir, SAVED_MODEL_FILE)
     proto = saved_model_pb2.SavedModel()
     with open(path, "rb") as handle:
         proto.ParseFromString(handle.read())
@@ -175,7 +182,7 @@ def write_saved_model(model, tokenizer, export_dir, tasks=(), max_new_tokens_lim
             "stepwise_cache_shape": list(signatures.stepwise.cache_shape) if stepwise else None,
         }
         metadata.update(extra_metadata or {})
-        with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as handle:
+        with open(metadata_path(tmp), "w", encoding="utf-8") as handle:
             json.dump(metadata, handle, indent=2)
         if warmup:
             write_warmup_requests(os.path.join(extra, WARMUP_FILE), signatures, tasks)
@@ -185,28 +192,6 @@ def write_saved_model(model, tokenizer, export_dir, tasks=(), max_new_tokens_lim
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(export_dir, None, None, metadata["signatures"], _dir_size(export_dir))
-
-
-_VERSION = re.compile(r"^[1-9][0-9]{0,17}$")
-
-
-def list_versions(model_dir, complete_only=True):
-    """Integer version subdirectories of `model_dir`, ascending.
-
-    Args:
-        complete_only: only versions with `saved_model.pb` and a manifest.
-    """
-    if not os.path.isdir(model_dir):
-        return []
-    versions = []
-    for entry in os.listdir(model_dir):
-        path = os.path.join(model_dir, entry)
-        if _VERSION.match(entry) and os.path.isdir(path):
-            if complete_only and not (os.path.isfile(os.path.join(path, "saved_model.pb"))
-                                      and os.path.isfile(os.path.join(path, "SHA256SUMS"))):
-                continue
-            versions.append(int(entry))
-    return sorted(versions)
 
 
 def export_versioned(model, tokenizer, base_dir, name, version=None, stable=False, **options):
@@ -224,8 +209,6 @@ def export_versioned(model, tokenizer, base_dir, name, version=None, stable=Fals
     Returns:
         An `ExportResult`.
     """
-    from gpt_tf.export.bundle import write_serving_bundle
-
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", name or ""):
         raise UserError(f"model name {name!r} must be letters, digits, '_', '-' or '.' "
                         "(it becomes a directory and a URL path)")
@@ -261,7 +244,8 @@ def export_run(run_dir, name, output_dir="saved_models", checkpoint="final", tas
         An `ExportResult`.
     """
     from gpt_tf.export.tasks import run_dir_tasks
-    from gpt_tf.training import load_model, read_task_card
+    from gpt_tf.task_card import read_task_card
+    from gpt_tf.training import load_model
 
     model, tokenizer, config = load_model(run_dir, checkpoint)
     if tasks is None:
@@ -271,15 +255,6 @@ def export_run(run_dir, name, output_dir="saved_models", checkpoint="final", tas
                 "task_card": read_task_card(run_dir)}
     return export_versioned(model, tokenizer, output_dir, name, stable=stable, tasks=tasks,
                             extra_metadata=metadata, **options)
-
-
-def read_metadata(export_dir):
-    """The `assets.extra/gpt_tf.json` of an export (empty dict if absent)."""
-    path = os.path.join(export_dir, EXTRA_DIR, METADATA_FILE)
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def load_saved_model(export_dir, verify=True):
@@ -295,7 +270,7 @@ def load_saved_model(export_dir, verify=True):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
-    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+    if not os.path.isfile(os.path.join(export_dir, SAVED_MODEL_FILE)):
         raise UserError(f"'{export_dir}' is not a SavedModel directory (no saved_model.pb); "
                         "pass a version directory such as saved_models/NAME/1")
     if verify:

@@ -27,12 +27,11 @@ import threading
 import time
 
 from gpt_tf.errors import UserError
+from gpt_tf.export.layout import VERSION_DIR, list_versions  # noqa: F401  (VERSION_DIR re-exported)
 from gpt_tf.serving.errors import bad_request, not_found
 
 log = logging.getLogger("gpt_tf.serving")
 
-# A version folder: a positive integer, as TF Serving reads them.
-VERSION_DIR = re.compile(r"^[1-9][0-9]{0,17}$")
 _DTYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8",
            7: "string", 9: "int64", 10: "bool", 14: "bfloat16", 19: "float16"}
 
@@ -72,8 +71,8 @@ class Servable:
         import tensorflow_text  # noqa: F401  (SentencePiece ops)
         from tensorflow.core.protobuf import saved_model_pb2
 
+        from gpt_tf.export.layout import EXTRA_DIR, WARMUP_FILE, read_metadata
         from gpt_tf.export.manifest import verify_manifest
-        from gpt_tf.export.saved_model import EXTRA_DIR, WARMUP_FILE, read_metadata
 
         self.path = path
         self.version = version
@@ -243,21 +242,9 @@ class ModelManager:
     # ---- discovery and loading -----------------------------------------------------------
 
     def _candidates(self, spec):
-        try:
-            entries = os.listdir(spec.base_path)
-        except OSError:
-            return []
-        versions = []
-        for entry in entries:
-            path = os.path.join(spec.base_path, entry)
-            if not VERSION_DIR.match(entry) or not os.path.isdir(path):
-                continue
-            if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-                continue  # still being copied
-            if self.require_manifest and not os.path.isfile(os.path.join(path, "SHA256SUMS")):
-                continue  # half-written: the manifest comes last
-            versions.append(int(entry))
-        return sorted(versions)
+        # A version still being copied has no saved_model.pb yet; a half-written
+        # export has no SHA256SUMS (the manifest comes last).
+        return list_versions(spec.base_path, require_manifest=self.require_manifest)
 
     @staticmethod
     def _desired(spec, versions):
