@@ -1,11 +1,12 @@
 """Assertions and small data files shared by several test modules."""
 
 import json
+import textwrap
 
 import numpy as np
 
 # Sampling settings every sampler rejects (`gpt_tf.sampling.Sampler`, `tflite.sampling.Sampler`,
-# the clients' `check_sampling_values`): (keyword arguments, the start of the message).
+# `gpt_tf.validation.check_sampling_values`): (keyword arguments, the start of the message).
 BAD_SAMPLING_SETTINGS = [
     (dict(temperature=-1), "temperature must be a finite number >= 0"),
     (dict(temperature=float("nan")), "temperature must be a finite number >= 0"),
@@ -67,3 +68,21 @@ def naive_greedy(model, prompt, steps):
         logits = model(np.array([sequence], dtype=np.int32))
         sequence.append(int(np.argmax(np.asarray(logits)[0, -1])))
     return sequence[len(prompt):]
+
+
+def blocking_prelude(roots):
+    """Python source that makes importing any of the packages `roots` fail.
+
+    Prepend it to a script run in a child process (`python -c`) to prove that
+    a code path never imports them, e.g. `("tensorflow", "keras")`.
+    """
+    return textwrap.dedent(f"""
+        import sys
+        class _Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {tuple(roots)!r}:
+                    raise ImportError(f"{{name}} is blocked in this test")
+                return None
+        sys.meta_path.insert(0, _Block())
+        sys.modules["tensorflow"] = None
+    """)

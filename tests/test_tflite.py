@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests.helpers import assert_close
+from tests.helpers import assert_close, blocking_prelude
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPTS = ["In the beginning", "Four score and", "The Lord is my", "Shall I compare thee"]
@@ -24,16 +24,9 @@ ALLOWED_OPS = {
     "SUB", "TRANSPOSE", "UNPACK", "CAST", "CONCATENATION", "SQUEEZE", "EXPAND_DIMS",
 }
 # Blocks TensorFlow (and gpt_tf, keras) in a child process: the runner must not need them.
-NO_TF_PRELUDE = textwrap.dedent("""
-    import sys
-    class _Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "keras", "gpt_tf", "tensorflow_text"):
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-    sys.meta_path.insert(0, _Block())
-    sys.modules["tensorflow"] = None
-""")
+NO_TF_PRELUDE = blocking_prelude(("tensorflow", "keras", "gpt_tf", "tensorflow_text"))
+# Blocks only TensorFlow: gpt_tf's TFLite client and the apps over it must not need it.
+TF_BLOCKED_PRELUDE = blocking_prelude(("tensorflow", "keras", "tensorflow_text"))
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +216,39 @@ def test_runner_works_without_tensorflow(exports, run, tmp_path):
     lines = done.stdout.splitlines()
     assert lines[-1] == prompt + tokenizer.decode(expected)
     assert lines[0].startswith(prompt)
+
+
+def test_apps_tflite_backend_works_without_tensorflow(exports, tmp_path):
+    """`open_client` on a TFLite export, its task card and an app over it import no TensorFlow."""
+    from gpt_tf.clients import open_client
+
+    export = tmp_path / "tiny"
+    shutil.copytree(exports["none"], export)
+    card = {"format_version": 1, "tasks": {"sentiment": {"labels": ["dull", "grand"]}}}
+    (export / "task_card.json").write_text(json.dumps(card), encoding="utf-8")
+    with open_client(str(export)) as client:
+        expected = client.generate(PROMPTS[1], max_new_tokens=6)[0].text
+    script = TF_BLOCKED_PRELUDE + textwrap.dedent(f"""
+        import json
+        from apps.sentiment import main
+        from gpt_tf.clients import open_client
+        client = open_client({str(export)!r})
+        assert client.backend.startswith("tflite"), client.backend
+        text = client.generate({PROMPTS[1]!r}, max_new_tokens=6)[0].text
+        assert main(["--model", {str(export)!r}, "--json", "a fine film"]) == 0
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in
+                        ("tensorflow", "keras", "tensorflow_text") and sys.modules[m])
+        assert not loaded, loaded
+        print(json.dumps({{"card": client.task_card, "text": text}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    *app_lines, last = done.stdout.strip().splitlines()
+    result = json.loads(last)
+    assert result["card"] == card and result["text"] == expected
+    (classified,) = json.loads("\n".join(app_lines))
+    assert sorted(classified["probabilities"]) == ["dull", "grand"]
 
 
 def test_wrong_inputs_get_clear_errors(exports):
