@@ -1,12 +1,10 @@
-"""Finding and checking the user's text files; atomic writes."""
+"""Finding and checking the user's text files."""
 
-import contextlib
 import glob
 import os
-import shutil
-import tempfile
 
 from gpt_tf.errors import UserError
+from gpt_tf.files import atomic_directory  # noqa: F401  (re-exported: many callers use it here)
 
 
 def check_text_file(path):
@@ -69,24 +67,3 @@ def resolve_text_files(paths):
     for path in files:
         check_text_file(path)
     return files
-
-
-@contextlib.contextmanager
-def atomic_directory(final_path):
-    """Yields a temporary directory that is renamed to `final_path` on success.
-
-    On any exception the temporary directory is removed, so no half-written
-    output is left behind. `final_path` must not exist yet.
-    """
-    final_path = os.path.abspath(final_path)
-    if os.path.exists(final_path):
-        raise UserError(f"'{final_path}' already exists; choose another path or remove it")
-    parent = os.path.dirname(final_path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(final_path)}.tmp-", dir=parent)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    os.rename(tmp, final_path)

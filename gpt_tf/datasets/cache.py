@@ -7,15 +7,14 @@ explicit argument says otherwise):
     prepared/<data set name>/         converted splits plus card.json and card.md
 
 Everything is first written under a temporary name beside its final path and
-renamed into place when complete, so an interrupted fetch or prepare leaves
-nothing that looks finished.
+renamed into place when complete (`gpt_tf.files`), so an interrupted fetch or
+prepare leaves nothing that looks finished.
 """
 
-import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from gpt_tf.files import atomic_write_text  # noqa: F401  (re-exported: the data builders use it)
 
 CACHE_ENV_VAR = "GPT_TF_CACHE"
 
@@ -47,64 +46,3 @@ def raw_root(cache_dir=None):
 def prepared_root(cache_dir=None):
     """Returns the folder holding prepared data sets."""
     return resolve_cache_dir(cache_dir) / "prepared"
-
-
-def _temp_sibling_dir(final_path):
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final_path.name}.tmp-", dir=final_path.parent))
-
-
-@contextlib.contextmanager
-def atomic_directory(final_path, replace=True):
-    """Yields a temporary directory that becomes `final_path` on success.
-
-    The temporary directory is a sibling of `final_path` (same file system, so
-    the rename is atomic). On any exception it is removed and `final_path` is
-    left as it was. With `replace`, an existing `final_path` is swapped out
-    only after the new content is complete.
-
-    Args:
-        final_path: where the finished directory should end up.
-        replace: whether an existing directory at `final_path` may be replaced.
-
-    Yields:
-        The temporary directory as a `Path`.
-    """
-    final_path = Path(final_path)
-    tmp = _temp_sibling_dir(final_path)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final_path.exists():
-        if not replace:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(final_path)
-        old = final_path.with_name(f".{final_path.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final_path, old)
-        os.replace(tmp, final_path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final_path)
-
-
-def atomic_write_text(path, text):
-    """Writes `text` as UTF-8 to `path` through a temporary file and a rename.
-
-    Args:
-        path: destination file.
-        text: the whole content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

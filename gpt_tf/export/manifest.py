@@ -9,24 +9,15 @@ This module imports only the standard library (the TFLite runner reuses the
 same format without TensorFlow).
 """
 
-import hashlib
 import os
 
 from gpt_tf.errors import UserError
 from gpt_tf.export.layout import MANIFEST_FILE
+from gpt_tf.files import atomic_write_text, sha256_file  # noqa: F401  (sha256_file re-exported)
 
 
 class ManifestError(UserError):
     """A directory does not match its manifest (tampered, truncated or incomplete)."""
-
-
-def sha256_file(path, chunk_size=1 << 20):
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files(directory):
@@ -47,10 +38,7 @@ def write_manifest(directory):
     """
     digests = {relative: sha256_file(path) for relative, path in _files(directory)}
     lines = "".join(f"{digest}  {relative}\n" for relative, digest in sorted(digests.items()))
-    tmp = os.path.join(directory, MANIFEST_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(lines)
-    os.replace(tmp, os.path.join(directory, MANIFEST_FILE))
+    atomic_write_text(os.path.join(directory, MANIFEST_FILE), lines)
     return digests
 
 

@@ -36,7 +36,7 @@ import shutil
 import tempfile
 
 from gpt_tf.errors import UserError
-from gpt_tf.export.manifest import sha256_file
+from gpt_tf.files import sha256_file
 
 QUANTIZATIONS = ("none", "fp16", "int8")
 MODEL_FILE = "model.tflite"
