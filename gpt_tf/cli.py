@@ -262,20 +262,19 @@ def cmd_generate(args):
     prompts = [[tokenizer.end_of_text_id] + tokenizer.encode(p) for p in args.prompt]
     stop = [tokenizer.end_of_text_id]
     if args.stream and len(prompts) == 1:
+        from gpt_tf.text_stream import StreamDecoder
+
         sys.stdout.write(args.prompt[0])
-        emitted = []
+        decoder = StreamDecoder(tokenizer.decode)
 
         def on_token(step, tokens):
             if tokens[0] is None or tokens[0] in stop:
                 return
-            before = tokenizer.decode(emitted)
-            emitted.append(tokens[0])
-            # Decode the whole tail so multi-byte characters print once complete.
-            sys.stdout.write(tokenizer.decode(emitted)[len(before):])
+            sys.stdout.write(decoder.push(tokens[0]))
             sys.stdout.flush()
 
         generator.generate(prompts, args.max_new_tokens, sampler, args.seed, stop, on_token)
-        sys.stdout.write("\n")
+        sys.stdout.write(decoder.finish() + "\n")
         return 0
     result = generator.generate(prompts, args.max_new_tokens, sampler, args.seed, stop)
     for prompt, ids in zip(args.prompt, result.token_ids):

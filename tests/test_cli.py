@@ -78,6 +78,29 @@ def test_bad_config_is_one_line_exit_2(tmp_path, corpus_files, capsys, args, mes
     assert not run_dir.exists()
 
 
+def test_generate_stream_prints_characters_split_over_byte_tokens_whole(tokenizer, monkeypatch,
+                                                                       capsys):
+    from gpt_tf import generation, training
+
+    ids = tokenizer.encode("a€ b🙂c")
+
+    class ByteByByte:  # stands in for the model: yields the ids one at a time
+        def __init__(self, model, jit_compile=True):
+            pass
+
+        def generate(self, prompts, max_new_tokens, sampler, seed, stop, on_token=None):
+            for step, token in enumerate(ids + stop):
+                on_token(step, [token])
+                print("|", end="")  # marks each token's write
+
+    monkeypatch.setattr(training, "load_model", lambda run_dir, checkpoint: (None, tokenizer, None))
+    monkeypatch.setattr(generation, "Generator", ByteByByte)
+    assert main(["generate", "RUN", "--prompt", "x", "--stream", "--temperature", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "\ufffd" not in out and out.replace("|", "") == "xa€ b🙂c\n"
+    assert "|€|" in out
+
+
 def test_generate_on_a_missing_run(tmp_path, capsys):
     assert main(["generate", str(tmp_path), "--prompt", "x"]) == 2
     assert "not a run directory" in _one_error_line(capsys)

@@ -39,7 +39,8 @@ LAYERS = {
 LAYER_NAMES = ["core", "training/export", "clients/serving", "tasks/apps"]
 # Imported by every layer: the standard library (and `gpt_tf.errors`) only.
 LEAVES = ["gpt_tf.errors", "gpt_tf.files", "gpt_tf.validation", "gpt_tf.task_card",
-          "gpt_tf.progress", "gpt_tf.export.layout", "gpt_tf.export.manifest"]
+          "gpt_tf.progress", "gpt_tf.text_stream", "gpt_tf.export.layout",
+          "gpt_tf.export.manifest"]
 
 
 PACKAGE_INIT_LAYERS = {"gpt_tf.tasks": 0}

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from gpt_tf.text_stream import StreamDecoder  # noqa: F401  (re-exported)
 from gpt_tf.validation import (  # noqa: F401  (re-exported: the apps and tests use them here)
     check_sampling,
     check_sampling_values,
@@ -130,27 +131,3 @@ class Client:
 
     def _tokenize(self, texts):
         raise NotImplementedError
-
-
-class StreamDecoder:
-    """Turns token ids arriving one by one into text pieces, whole characters only.
-
-    Args:
-        decode: `fn(list of ids) -> str`.
-    """
-
-    def __init__(self, decode):
-        self.decode = decode
-        self.ids = []
-        self.emitted = ""
-
-    def push(self, token_id):
-        """Adds a token; returns the new complete text (may be '')."""
-        self.ids.append(int(token_id))
-        text = self.decode(self.ids)
-        # A multi-byte character split over byte tokens decodes to U+FFFD until complete.
-        if text.endswith("\ufffd"):
-            return ""
-        piece = text[len(self.emitted):]
-        self.emitted = text
-        return piece

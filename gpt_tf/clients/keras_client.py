@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from gpt_tf.clients.base import Client, Completion, StreamDecoder
+from gpt_tf.clients.base import Client, Completion
+from gpt_tf.text_stream import StreamDecoder
 
 # Score batches are padded to these sizes (rows) and to multiples of
 # `_LENGTH_BUCKET` (positions), so a few compiled programs serve every call.
@@ -64,10 +65,9 @@ class KerasClient(Client):
         completions = []
         for row, new in enumerate(result.token_ids):
             text = tokenizer.decode(new)
-            if stream is not None:
-                rest = text[len(decoders[row].emitted):]
-                if rest:
-                    stream(row, rest)
+            rest = decoders[row].finish(text) if stream is not None else ""
+            if rest:
+                stream(row, rest)
             completions.append(Completion(text, len(new), result.stop_reasons[row],
                                           result.truncated_prompts[row]))
         return completions

@@ -20,8 +20,9 @@ import urllib.parse
 
 import numpy as np
 
-from gpt_tf.clients.base import Client, Completion, StreamDecoder
+from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
+from gpt_tf.text_stream import StreamDecoder
 
 _REQUIRED = ("generate", "score", "tokenize")
 # Rows per request: servers bound the batch (gpt-tf serve: 64 by default).
@@ -324,8 +325,9 @@ class SignatureClient(Client):
         text = ""
         if new:
             text = str(self.transport.call("detokenize", {"token_ids": [new]})["text"][0])
-        if text[len(decoder.emitted):]:
-            stream(0, text[len(decoder.emitted):])
+        rest = decoder.finish(text)
+        if rest:
+            stream(0, rest)
         return Completion(text, len(new), reason, truncated)
 
     def _score_texts(self, texts):

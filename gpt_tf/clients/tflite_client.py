@@ -7,8 +7,9 @@ and `sentencepiece`; tokenization stays on the host, next to the model.
 import os
 import sys
 
-from gpt_tf.clients.base import Client, Completion, StreamDecoder
+from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
+from gpt_tf.text_stream import StreamDecoder
 
 
 def _runtime():
@@ -92,8 +93,9 @@ class TFLiteClient(Client):
             except self.runtime.ModelInputError as error:
                 raise UserError(str(error)) from None
             text = self.lm.decode_text(result.token_ids)
-            if stream is not None and text[len(decoder.emitted):]:
-                stream(row, text[len(decoder.emitted):])
+            rest = decoder.finish(text) if stream is not None else ""
+            if rest:
+                stream(row, rest)
             completions.append(Completion(text, len(result.token_ids), result.stop_reason,
                                           result.prompt_tokens_truncated))
         return completions
