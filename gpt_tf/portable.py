@@ -325,12 +325,12 @@ def import_weights(run_dir, weights_path, history=None):
     import tensorflow as tf
 
     from gpt_tf.models import GPTCausalLM
-    from gpt_tf.training import HISTORY_FILE, MODEL_KERAS, _save_keras_atomic, load_run_config
+    from gpt_tf.training import HISTORY_FILE, MODEL_KERAS, load_run_config, save_model_atomic
 
     config = load_run_config(run_dir)
     model = GPTCausalLM.from_model_config(config.model)
     load_weight_arrays(model, weights_path)
-    _save_keras_atomic(model, os.path.join(run_dir, MODEL_KERAS))
+    save_model_atomic(model, os.path.join(run_dir, MODEL_KERAS))
     if history:
         with open(os.path.join(run_dir, HISTORY_FILE), "w") as handle:
             for row in history:

@@ -85,12 +85,12 @@ def test_fine_tuning_validates_each_task_and_keeps_the_most_accurate(tuned):
 
 def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path):
     from gpt_tf.tokenizer import Tokenizer
-    from gpt_tf.training import _validation_sets, load_run_config, load_split
+    from gpt_tf.training import load_run_config, load_split, validation_sets
 
     run = tuned["run"]
     split, config, tokenizer = load_split(run), load_run_config(run), Tokenizer.from_dir(run)
     warnings = []
-    assert set(_validation_sets(split, tokenizer, config, warnings.append)) == \
+    assert set(validation_sets(split, tokenizer, config, warnings.append)) == \
         {"translate", "sentiment"} and not warnings
     # `train.eval_steps` caps each task, not the run: with batches of 2 windows, one
     # step counts the answers in each task's first 2 windows; no cap counts them all.
@@ -101,7 +101,7 @@ def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path
 
     model = load_model(run)[0]
     small = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=2))
-    for task, dataset in _validation_sets(split, tokenizer, small, warnings.append).items():
+    for task, dataset in validation_sets(split, tokenizer, small, warnings.append).items():
         spec = [s for s in split["validation"] if s["task"] == task]
         mask = task_windows(spec, tokenizer, config.model.sequence_length, shuffle=False)[1][:, 1:]
         assert len(mask) > 2  # more than one batch, so the cap matters
@@ -113,11 +113,11 @@ def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path
                         encoding="utf-8")
     split["validation"] = [s for s in split["validation"] if s["task"] != "translate"] + [
         {"task": "translate", "path": str(too_long), "select": "all", "weight": 1.0}]
-    assert set(_validation_sets(split, tokenizer, config, warnings.append)) == {"sentiment"}
+    assert set(validation_sets(split, tokenizer, config, warnings.append)) == {"sentiment"}
     assert len(warnings) == 1 and "translate validation data (long.tsv)" in warnings[0]
     split["validation"] = split["validation"][-1:]
     with pytest.raises(UserError, match="translate validation data"):
-        _validation_sets(split, tokenizer, config, warnings.append)
+        validation_sets(split, tokenizer, config, warnings.append)
 
 
 def test_changing_best_metric_on_resume_restarts_the_choice(tuned, tmp_path):
