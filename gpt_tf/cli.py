@@ -15,7 +15,7 @@ import time
 
 from gpt_tf import logs
 from gpt_tf.errors import UserError
-from gpt_tf.progress import ConsoleProgress
+from gpt_tf.training_cli import add_run_arguments, run_prepared
 
 
 def _add_model_options(parser):
@@ -56,19 +56,7 @@ def build_parser():
                        help="held-out text (default: hold out whole documents)")
     train.add_argument("--tokenizer", help="reuse this tokenizer.model instead of training one")
     _add_model_options(train)
-    train.add_argument("--strategy", default="auto",
-                       choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"])
-    train.add_argument("--workers", type=int, default=0,
-                       help="launch N local multi-worker processes and restart them on failure")
-    train.add_argument("--max-restarts", type=int, default=3,
-                       help="with --workers: restarts of the worker group after a failure")
-    train.add_argument("--cpu-devices", type=int, default=0,
-                       help="split the CPU into N logical devices (for --strategy mirrored on CPU)")
-    train.add_argument("--sample-prompt", action="append", default=[],
-                       help="prompt for TensorBoard text samples (repeatable)")
-    train.add_argument("--deterministic", action="store_true",
-                       help="enable TensorFlow op determinism (bitwise-repeatable runs)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_arguments(train)
     train.set_defaults(func=cmd_train)
 
     generate = commands.add_parser("generate", help="continue a prompt with a trained run")
@@ -163,10 +151,6 @@ def cmd_train(args):
     overrides = args.overrides
     from gpt_tf import training
 
-    if args.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
     if training.is_run_dir(args.run_dir):
         if args.data or args.dataset:
             print(f"note: '{args.run_dir}' exists; resuming it (its stored data split is used)",
@@ -185,69 +169,7 @@ def cmd_train(args):
         config = _load_config(args, overrides)
         training.prepare_run(args.run_dir, config, data, validation, args.tokenizer)
         overrides = []
-    if args.workers:
-        return _launch_workers(args, overrides)
-    import tensorflow as tf
-
-    from gpt_tf.distribute import make_strategy
-
-    strategy = make_strategy(args.strategy, cpu_devices=args.cpu_devices)
-    try:
-        result = training.train(args.run_dir, strategy=strategy,
-                                on_event=ConsoleProgress(quiet=args.quiet),
-                                sample_prompts=args.sample_prompt, overrides=overrides)
-    except training.TrainingStopped as stop:
-        print(f"gpt-tf: training stopped: {stop}", file=sys.stderr)
-        return 3
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-            tf.errors.CancelledError) as error:
-        if args.strategy != "multi_worker":
-            raise
-        first = str(error).strip().splitlines()[0][:200]
-        print(f"gpt-tf: a peer worker failed ({type(error).__name__}: {first}); this worker "
-              "stops. Restart all workers (`--workers N` does it) to resume from the last "
-              "checkpoint", file=sys.stderr)
-        return 4
-    summary = {"status": result.status, "step": result.step, "final_loss": result.final_loss}
-    if result.validation:
-        summary.update({k: v for k, v in result.validation.items() if k != "step"})
-    print(json.dumps(summary))
-    if result.status == "preempted":
-        print("preempted (SIGTERM): checkpoint saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 143
-    return 0
-
-
-def _launch_workers(args, overrides):
-    from gpt_tf.launcher import run_workers
-
-    if args.workers < 2:
-        raise UserError(f"--workers must be >= 2 (got {args.workers}); omit it for one process")
-    if args.strategy not in ("auto", "multi_worker"):
-        raise UserError("--workers runs the multi_worker strategy; drop --strategy")
-    worker_args = ["--run-dir", args.run_dir, *[f"--{o}" for o in overrides]]
-    worker_args += ["--quiet"] if args.quiet else []
-    worker_args += ["--deterministic"] if args.deterministic else []
-
-    def on_output(index, line):
-        sys.stderr.write(f"[worker {index}] {line}\n")  # one write per line
-        sys.stderr.flush()
-
-    def on_event(kind, info):
-        if kind == "start":
-            print(f"launcher: attempt {info['attempt']}: worker pids {info['pids']}",
-                  file=sys.stderr, flush=True)
-        elif kind == "failure":
-            print(f"launcher: worker {info['worker']} exited with status {info['status']}; "
-                  "stopping the others", file=sys.stderr, flush=True)
-        elif kind == "restart":
-            print(f"launcher: restarting all workers (restart {info['attempt']})",
-                  file=sys.stderr, flush=True)
-        elif kind == "done":
-            print("launcher: all workers finished", file=sys.stderr, flush=True)
-
-    return run_workers(worker_args, args.workers, args.max_restarts, on_output, on_event)
+    return run_prepared(args, overrides)
 
 
 def cmd_generate(args):

@@ -25,6 +25,7 @@ LAYERS = {
     "gpt_tf.tasks.formats": 0,
     "gpt_tf.tasks.windows": 0,
     "gpt_tf.training": 1,
+    "gpt_tf.training_cli": 1,
     "gpt_tf.portable": 1,
     "gpt_tf.launcher": 1,
     "gpt_tf.export": 1,

@@ -7,10 +7,10 @@
 An existing --run-dir resumes (train.* overrides may change, as for `train`).
 """
 
-import json
 import sys
 
 from gpt_tf.errors import UserError
+from gpt_tf.training_cli import add_run_arguments, run_prepared
 
 
 def register(subparsers):
@@ -37,11 +37,9 @@ def register(subparsers):
                         help="train rank-R LoRA adapters only (same as --train.lora_rank=R)")
     parser.add_argument("--holdout", type=float, default=0.1,
                         help="share of a user file held out for validation (default 0.1)")
-    parser.add_argument("--strategy", default="auto",
-                        choices=["auto", "one_device", "mirrored", "multi_worker", "tpu"])
     parser.add_argument("--prepare-only", action="store_true",
                         help="write the run directory and stop (no training)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_arguments(parser)
     parser.set_defaults(func=cmd_finetune, accepts_overrides=True)
 
 
@@ -89,19 +87,4 @@ def cmd_finetune(args):
         train_overrides = []
     if args.prepare_only:
         return 0
-    from gpt_tf.distribute import make_strategy
-    from gpt_tf.progress import ConsoleProgress
-
-    strategy = make_strategy(args.strategy)
-    try:
-        result = training.train(args.run_dir, strategy=strategy,
-                                on_event=ConsoleProgress(quiet=args.quiet),
-                                overrides=train_overrides)
-    except training.TrainingStopped as stop:
-        print(f"gpt-tf: training stopped: {stop}", file=sys.stderr)
-        return 3
-    summary = {"status": result.status, "step": result.step, "final_loss": result.final_loss}
-    if result.validation:
-        summary.update({k: v for k, v in result.validation.items() if k != "step"})
-    print(json.dumps(summary))
-    return 143 if result.status == "preempted" else 0
+    return run_prepared(args, train_overrides)
