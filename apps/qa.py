@@ -20,7 +20,7 @@ def answer(context, question, model=None, max_answer_tokens=None, doc_stride=Non
 
 
 def main(argv=None):
-    from gpt_tf.tasks.formats import check_user_text
+    from gpt_tf.task_data.formats import check_user_text
     from gpt_tf.tasks.qa import answer_questions
 
     parser = base_parser("qa", "Extractive question answering with a fine-tuned gpt-tf model.")

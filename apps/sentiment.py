@@ -20,7 +20,7 @@ def classify(texts, model=None, labels=None):
 
 
 def main(argv=None):
-    from gpt_tf.tasks.formats import check_user_texts
+    from gpt_tf.task_data.formats import check_user_texts
     from gpt_tf.tasks.sentiment import classify as classify_texts
 
     parser = base_parser("sentiment", "Sentiment of texts with a fine-tuned gpt-tf model.")

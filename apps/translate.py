@@ -20,7 +20,7 @@ def translate(texts, model=None, source="en", target="fr", max_new_tokens=None):
 
 
 def main(argv=None):
-    from gpt_tf.tasks.formats import check_user_texts
+    from gpt_tf.task_data.formats import check_user_texts
     from gpt_tf.tasks.translate import translate as translate_texts
 
     parser = base_parser("translate", "Translate text with a fine-tuned gpt-tf model.")

@@ -92,7 +92,7 @@ def hidden_features(model, tokenizer, texts, sequence_length, batch_size=32):
     import keras
     import tensorflow as tf
 
-    from gpt_tf.tasks import formats
+    from gpt_tf.task_data import formats
 
     backbone = keras.Model(model.backbone.input, model.backbone.output)
     forward = tf.function(lambda ids: backbone(ids, training=False), jit_compile=True,

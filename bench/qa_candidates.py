@@ -30,8 +30,8 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
 def candidate_answers(client, items):
     """`(answer, score)` per question: the best-scored name-like word of its windows."""
     from gpt_tf.evaluation.baselines import SlidingWindowQA
-    from gpt_tf.tasks import formats
-    from gpt_tf.tasks.data import qa_windows
+    from gpt_tf.task_data import formats
+    from gpt_tf.task_data.examples import qa_windows
     from gpt_tf.tasks.qa import _WORD, qa_settings
 
     max_answer, stride = qa_settings(client)

@@ -186,7 +186,7 @@ def best_weights_run(run_dir):
 
 def channel_labels(client, texts, labels):
     """The label under which each text is most likely (`log p(text | label)`)."""
-    from gpt_tf.tasks import formats
+    from gpt_tf.task_data import formats
 
     clean = [formats.strip_separators(t) for t in texts]
     scores = {label: client.score(formats.translate_prompt(label), clean) for label in labels}

@@ -64,7 +64,7 @@ def pack_arrays(pretrain_run, finetune_run, out_path):
     Returns:
         A dict of counts (tokens, windows).
     """
-    from gpt_tf.tasks.data import task_windows
+    from gpt_tf.task_data.examples import task_windows
     from gpt_tf.tokenizer import load_tokenizer
     from gpt_tf.training import load_run_config, load_split
 

@@ -67,7 +67,7 @@ def test_fine_tuning_validates_each_task_and_keeps_the_most_accurate(tuned):
     assert tf.train.latest_checkpoint(os.path.join(tuned["run"], "best")).endswith(f"-{best}")
     # The final model's sentiment accuracy, counted here one example at a time.
     model, tokenizer, config = load_model(tuned["run"])
-    from gpt_tf.tasks.data import build_examples, check_spec, task_windows
+    from gpt_tf.task_data.examples import build_examples, check_spec, task_windows
 
     spec = [s for s in load_split(tuned["run"])["validation"] if s["task"] == "sentiment"]
     tokens, mask = task_windows(spec, tokenizer, config.model.sequence_length, shuffle=False)
@@ -96,7 +96,7 @@ def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path
     # step counts the answers in each task's first 2 windows; no cap counts them all.
     import dataclasses
 
-    from gpt_tf.tasks.data import task_windows
+    from gpt_tf.task_data.examples import task_windows
     from gpt_tf.training import evaluate_totals, load_model
 
     model = load_model(run)[0]

@@ -63,7 +63,7 @@ def test_packed_stream_is_the_tensorflow_readers_stream(runs):
 
 
 def test_packed_task_windows_keep_the_prompt_mask(runs):
-    from gpt_tf.tasks.data import task_windows
+    from gpt_tf.task_data.examples import task_windows
     from gpt_tf.tokenizer import Tokenizer
     from gpt_tf.training import load_split
 

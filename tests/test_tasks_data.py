@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from gpt_tf.errors import UserError
-from gpt_tf.tasks import data as task_data
-from gpt_tf.tasks import formats
-from gpt_tf.tasks.windows import sliding_windows, text_windows, word_spans
+from gpt_tf.task_data import examples as task_data
+from gpt_tf.task_data import formats
+from gpt_tf.task_data.windows import sliding_windows, text_windows, word_spans
 
 SENTENCE = ("And God said, Let there be light: and there was light. And God saw the light, "
             "that it was good: and God divided the light from the darkness. ")

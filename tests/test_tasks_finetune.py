@@ -78,7 +78,7 @@ def test_a_new_learning_rate_scales_the_inherited_floor(trained_run, task_files,
 
 
 def test_validation_data_can_be_given_per_task(trained_run, task_files, tmp_path):
-    from gpt_tf.tasks.data import check_spec, load_records
+    from gpt_tf.task_data.examples import check_spec, load_records
     from gpt_tf.training import load_split
 
     base = trained_run["run_dir"]

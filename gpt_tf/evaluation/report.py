@@ -159,7 +159,7 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
 
 def lm_chunks(texts, count_tokens, sequence_length, max_tokens):
     """Held-out text cut into chunks of at most `sequence_length - 1` tokens, evenly sampled."""
-    from gpt_tf.tasks.windows import text_windows
+    from gpt_tf.task_data.windows import text_windows
 
     chunks = []
     for text in texts:

@@ -22,8 +22,8 @@ import os
 from gpt_tf.config import apply_overrides
 from gpt_tf.errors import UserError
 from gpt_tf.task_card import TASK_CARD, read_task_card, write_task_card  # noqa: F401  (re-exported)
-from gpt_tf.tasks import formats
-from gpt_tf.tasks.data import (
+from gpt_tf.task_data import formats
+from gpt_tf.task_data.examples import (
     DEFAULT_DOC_STRIDE,
     DEFAULT_MAX_ANSWER_TOKENS,
     check_spec,

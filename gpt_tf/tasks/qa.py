@@ -15,8 +15,8 @@ import numbers
 import re
 
 from gpt_tf.errors import UserError
-from gpt_tf.tasks import formats
-from gpt_tf.tasks.data import DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, qa_windows
+from gpt_tf.task_data import formats
+from gpt_tf.task_data.examples import DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, qa_windows
 
 # Score of "no answer": far below the log-probability of any real short answer.
 NO_ANSWER_SCORE = -1000.0

@@ -8,9 +8,9 @@ the chunks' probabilities averaged.
 import math
 
 from gpt_tf.errors import UserError
-from gpt_tf.tasks import formats
-from gpt_tf.tasks.data import sentiment_text_budget
-from gpt_tf.tasks.windows import text_windows
+from gpt_tf.task_data import formats
+from gpt_tf.task_data.examples import sentiment_text_budget
+from gpt_tf.task_data.windows import text_windows
 from gpt_tf.validation import check_texts
 
 DEFAULT_LABELS = ("negative", "positive")

@@ -11,8 +11,8 @@ that label word (`clean_translation`).
 import re
 
 from gpt_tf.errors import UserError
-from gpt_tf.tasks import formats
-from gpt_tf.tasks.windows import text_windows
+from gpt_tf.task_data import formats
+from gpt_tf.task_data.windows import text_windows
 
 DEFAULT_PAIR = ("en", "fr")
 _BATCH = 16

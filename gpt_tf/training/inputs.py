@@ -1,7 +1,7 @@
 """The datasets a run trains and validates on, built from its `data_split.json`.
 
 A `kind: lm` split lists text sources (`gpt_tf.data.lm_dataset`); a `kind: tasks`
-split lists fine-tuning specs (`gpt_tf.tasks.data.task_dataset`, whose batches
+split lists fine-tuning specs (`gpt_tf.task_data.examples.task_dataset`, whose batches
 carry weights that score only the answers).
 """
 
@@ -11,14 +11,11 @@ import tensorflow as tf
 
 from gpt_tf import data as data_lib
 from gpt_tf.errors import UserError
+from gpt_tf.task_data.examples import task_dataset
 
 
 def _builder(split):
-    if split["kind"] == "tasks":
-        from gpt_tf.tasks.data import task_dataset
-
-        return task_dataset
-    return data_lib.lm_dataset
+    return task_dataset if split["kind"] == "tasks" else data_lib.lm_dataset
 
 
 def distributed_train_iterator(strategy, split, tokenizer, config, resumed_from):
@@ -57,7 +54,6 @@ def validation_sets(split, tokenizer, config, warn):
     """
     if split["kind"] != "tasks":
         return {"": validation_dataset(split, tokenizer, config)}
-    task_dataset = _builder(split)
     by_task = {}
     for spec in split["validation"]:
         by_task.setdefault(spec["task"], []).append(spec)

@@ -60,7 +60,7 @@ def load_split(run_dir):
     """The run's data: `{"train": [...], "validation": [...]}` (+ `kind`).
 
     `kind` is `lm` (lists of `Source`) or `tasks` (fine-tuning specs that
-    `gpt_tf.tasks.data.task_dataset` understands).
+    `gpt_tf.task_data.examples.task_dataset` understands).
     """
     with open(os.path.join(run_dir, SPLIT_FILE)) as handle:
         split = json.load(handle)
