@@ -471,24 +471,14 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
         entries, `out_of_domain` a list of entries per task.
     """
     from gpt_tf.clients import open_client
-    from gpt_tf.datasets import api
 
     say = progress or (lambda line: None)
     data = {**DEFAULT_DATA, **(data or {})}
     limits = {**DEFAULT_LIMITS, **(limits or {})}
-    unknown = sorted(set(limits) - set(TASKS) - set(data.values())
-                     - {n for names in (out_of_domain or {}).values() for n in names})
-    if unknown:
-        raise UserError(f"a limit names {unknown}, which is neither a task nor a data set of "
-                        "this evaluation")
     out_of_domain = out_of_domain or {}
     if not isinstance(targets, dict):
         targets = {task: list(targets) for task in tasks}
-    for task in tasks:
-        if task not in TASKS:
-            raise UserError(f"unknown task '{task}'; use one of {', '.join(TASKS)} or all")
-        if not targets.get(task):
-            raise UserError(f"no model to evaluate for task '{task}'; pass --model")
+    _check_request(tasks, targets, data, limits, out_of_domain)
     report = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "split": split, "tasks": {}, "out_of_domain": {}, "skipped": []}
     clients = {}
@@ -510,38 +500,64 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
             entry["domain"] = "in-domain" + (f": {domain}" if domain else "")
             report["tasks"][task] = entry
             for name in out_of_domain.get(task, ()):
-                if _is_name(name) and not api.is_prepared(name, cache_dir):
-                    report["skipped"].append(f"{task}: {name} (not prepared: run `gpt-tf data "
-                                             f"prepare {name}`)")
-                    say(f"{task}: skipping {name}, not prepared")
-                    continue
-                # learned baselines learn from the in-domain side (see OUT_OF_DOMAIN)
-                in_domain = data[task] if _is_name(data[task]) else data.get(f"{task}_train")
-                baseline = None
-                if task == "lm":
-                    baseline = BASELINE_TRAIN.get(name) or in_domain
-                elif task == "sentiment":
-                    baseline = _tuned_data(client_for(targets[task][0]), task) or in_domain
-                say(f"{task}: out of domain, loading {name}")
-                ood_data = load_task_data(task, name, "test", limits.get(name, limits[task]),
-                                          cache_dir, baseline_source=baseline)
-                ood = _evaluate_set(task, ood_data, targets[task], client_for, say)
-                ood["domain"] = "out-of-domain: " + (_domain(name, cache_dir) or name)
-                ood["baseline_data"] = baseline
-                report["out_of_domain"].setdefault(task, []).append(ood)
+                _evaluate_out_of_domain(report, task, name, data, limits, targets[task],
+                                        client_for, cache_dir, say)
     finally:
         for client in clients.values():
             client.close()
+    report["summary"] = _summary(report)
+    return report
+
+
+def _check_request(tasks, targets, data, limits, out_of_domain):
+    unknown = sorted(set(limits) - set(TASKS) - set(data.values())
+                     - {n for names in out_of_domain.values() for n in names})
+    if unknown:
+        raise UserError(f"a limit names {unknown}, which is neither a task nor a data set of "
+                        "this evaluation")
+    for task in tasks:
+        if task not in TASKS:
+            raise UserError(f"unknown task '{task}'; use one of {', '.join(TASKS)} or all")
+        if not targets.get(task):
+            raise UserError(f"no model to evaluate for task '{task}'; pass --model")
+
+
+def _evaluate_out_of_domain(report, task, name, data, limits, targets, client_for, cache_dir,
+                            say):
+    """Adds the entry of out-of-domain set `name` to `report` (or a note if it is not prepared)."""
+    from gpt_tf.datasets import api
+
+    if _is_name(name) and not api.is_prepared(name, cache_dir):
+        report["skipped"].append(f"{task}: {name} (not prepared: run `gpt-tf data "
+                                 f"prepare {name}`)")
+        say(f"{task}: skipping {name}, not prepared")
+        return
+    # learned baselines learn from the in-domain side (see OUT_OF_DOMAIN)
+    in_domain = data[task] if _is_name(data[task]) else data.get(f"{task}_train")
+    baseline = None
+    if task == "lm":
+        baseline = BASELINE_TRAIN.get(name) or in_domain
+    elif task == "sentiment":
+        baseline = _tuned_data(client_for(targets[0]), task) or in_domain
+    say(f"{task}: out of domain, loading {name}")
+    ood_data = load_task_data(task, name, "test", limits.get(name, limits[task]),
+                              cache_dir, baseline_source=baseline)
+    ood = _evaluate_set(task, ood_data, targets, client_for, say)
+    ood["domain"] = "out-of-domain: " + (_domain(name, cache_dir) or name)
+    ood["baseline_data"] = baseline
+    report["out_of_domain"].setdefault(task, []).append(ood)
+
+
+def _summary(report):
     failures, noise = _failures(report["tasks"].items())
     ood_failures, ood_noise = _failures(
         (f"{task} ({entry['data']})", entry)
         for task, entries in report["out_of_domain"].items() for entry in entries)
-    report["summary"] = {"all_beat_baselines": not failures, "not_beaten": failures,
-                         "not_significant": noise,
-                         "out_of_domain_all_beat_baselines": not ood_failures,
-                         "out_of_domain_not_beaten": ood_failures,
-                         "out_of_domain_not_significant": ood_noise}
-    return report
+    return {"all_beat_baselines": not failures, "not_beaten": failures,
+            "not_significant": noise,
+            "out_of_domain_all_beat_baselines": not ood_failures,
+            "out_of_domain_not_beaten": ood_failures,
+            "out_of_domain_not_significant": ood_noise}
 
 
 # ---- writing -------------------------------------------------------------------------------
