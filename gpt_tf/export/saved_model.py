@@ -130,7 +130,7 @@ def write_saved_model(model, tokenizer, export_dir, tasks=(), max_new_tokens_lim
     import keras
 
     from gpt_tf.export.signatures import ServingSignatures
-    from gpt_tf.export.tasks import check_unique, task_to_dict
+    from gpt_tf.export.tasks import check_unique
     from gpt_tf.export.warmup import write_warmup_requests
 
     export_dir = os.path.abspath(export_dir)
@@ -160,27 +160,7 @@ def write_saved_model(model, tokenizer, export_dir, tasks=(), max_new_tokens_lim
         extra = os.path.join(tmp, EXTRA_DIR)
         os.makedirs(extra, exist_ok=True)
         tokenizer.save_host(extra)
-        config = model.backbone
-        metadata = {
-            "format_version": FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "model": {
-                **{key: int(getattr(config, key)) for key in (
-                    "vocab_size", "sequence_length", "num_layers", "hidden_dim", "num_heads",
-                    "intermediate_dim")},
-                "parameters": int(model.num_parameters()),
-            },
-            "tokenizer": {"kind": tokenizer.kind, "pad_id": int(tokenizer.pad_id),
-                          "end_of_text_id": int(tokenizer.end_of_text_id),
-                          "separators": {k: int(v) for k, v in tokenizer.separator_ids.items()}},
-            "limits": {"max_new_tokens": signatures.max_new_tokens_limit,
-                       "sequence_length": int(config.sequence_length)},
-            "defaults": signatures.defaults,
-            "jit_compile": bool(jit_compile),
-            "signatures": [name for name, *_ in signatures.endpoints()],
-            "tasks": [task_to_dict(t) for t in tasks],
-            "stepwise_cache_shape": list(signatures.stepwise.cache_shape) if stepwise else None,
-        }
+        metadata = _metadata(model, tokenizer, signatures, tasks, jit_compile, stepwise)
         metadata.update(extra_metadata or {})
         with open(metadata_path(tmp), "w", encoding="utf-8") as handle:
             json.dump(metadata, handle, indent=2)
@@ -192,6 +172,33 @@ def write_saved_model(model, tokenizer, export_dir, tasks=(), max_new_tokens_lim
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(export_dir, None, None, metadata["signatures"], _dir_size(export_dir))
+
+
+def _metadata(model, tokenizer, signatures, tasks, jit_compile, stepwise):
+    """`assets.extra/gpt_tf.json`: the model's shape, tokenizer ids, limits and signatures."""
+    from gpt_tf.export.tasks import task_to_dict
+
+    config = model.backbone
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            **{key: int(getattr(config, key)) for key in (
+                "vocab_size", "sequence_length", "num_layers", "hidden_dim", "num_heads",
+                "intermediate_dim")},
+            "parameters": int(model.num_parameters()),
+        },
+        "tokenizer": {"kind": tokenizer.kind, "pad_id": int(tokenizer.pad_id),
+                      "end_of_text_id": int(tokenizer.end_of_text_id),
+                      "separators": {k: int(v) for k, v in tokenizer.separator_ids.items()}},
+        "limits": {"max_new_tokens": signatures.max_new_tokens_limit,
+                   "sequence_length": int(config.sequence_length)},
+        "defaults": signatures.defaults,
+        "jit_compile": bool(jit_compile),
+        "signatures": [name for name, *_ in signatures.endpoints()],
+        "tasks": [task_to_dict(t) for t in tasks],
+        "stepwise_cache_shape": list(signatures.stepwise.cache_shape) if stepwise else None,
+    }
 
 
 def export_versioned(model, tokenizer, base_dir, name, version=None, stable=False, **options):

@@ -178,41 +178,7 @@ def export_tflite(model, tokenizer, output_dir, quantize="none", max_length=None
         with open(os.path.join(tmp, MODEL_FILE), "wb") as handle:
             handle.write(flatbuffer)
         tokenizer_file = tokenizer.save_host(tmp)
-        backbone = model.backbone
-        meta = {
-            "format_version": META_FORMAT_VERSION,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "quantization": quantize,
-            "vocab_size": int(backbone.vocab_size),
-            "max_length": graph.max_length,
-            "num_layers": graph.num_layers,
-            "num_heads": graph.num_heads,
-            "head_dim": graph.head_dim,
-            "hidden_dim": graph.hidden_dim,
-            "parameters": int(model.num_parameters()),
-            "special_ids": {"pad": int(tokenizer.pad_id),
-                            "end_of_text": int(tokenizer.end_of_text_id),
-                            **{k: int(v) for k, v in tokenizer.separator_ids.items()}},
-            "cache": {"shape": list(graph.cache_shape), "dtype": "float32",
-                      "layout": "row 2*i: layer i keys, row 2*i+1: layer i values; "
-                                "(heads, max_length, head_dim) each"},
-            "signatures": {
-                "prefill": {"inputs": {"token_ids": ["int32", [1, -1]]},
-                            "outputs": {"logits": ["float32", [1, graph.vocab_size]],
-                                        "cache": ["float32", list(graph.cache_shape)]}},
-                "decode": {"inputs": {"token_id": ["int32", [1, 1]],
-                                      "position": ["int32", [1]],
-                                      "cache": ["float32", list(graph.cache_shape)]},
-                           "outputs": {"logits": ["float32", [1, graph.vocab_size]],
-                                       "cache": ["float32", list(graph.cache_shape)]}},
-            },
-            "tokenizer": {"kind": tokenizer.kind, "file": tokenizer_file},
-            "prompt_format": "end_of_text id, then the tokenizer's ids of the prompt",
-            "operators": tflite_operators(flatbuffer),
-            "sha256": {MODEL_FILE: sha256_file(os.path.join(tmp, MODEL_FILE)),
-                       tokenizer_file: sha256_file(os.path.join(tmp, tokenizer_file))},
-            "size_bytes": len(flatbuffer),
-        }
+        meta = _metadata(model, tokenizer, graph, quantize, flatbuffer, tmp, tokenizer_file)
         meta.update(extra_metadata or {})
         with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2)
@@ -227,6 +193,45 @@ def export_tflite(model, tokenizer, output_dir, quantize="none", max_length=None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _metadata(model, tokenizer, graph, quantize, flatbuffer, directory, tokenizer_file):
+    """`meta.json`: shapes, special ids, the cache layout, the signatures, hashes and sizes."""
+    backbone = model.backbone
+    return {
+        "format_version": META_FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quantization": quantize,
+        "vocab_size": int(backbone.vocab_size),
+        "max_length": graph.max_length,
+        "num_layers": graph.num_layers,
+        "num_heads": graph.num_heads,
+        "head_dim": graph.head_dim,
+        "hidden_dim": graph.hidden_dim,
+        "parameters": int(model.num_parameters()),
+        "special_ids": {"pad": int(tokenizer.pad_id),
+                        "end_of_text": int(tokenizer.end_of_text_id),
+                        **{k: int(v) for k, v in tokenizer.separator_ids.items()}},
+        "cache": {"shape": list(graph.cache_shape), "dtype": "float32",
+                  "layout": "row 2*i: layer i keys, row 2*i+1: layer i values; "
+                            "(heads, max_length, head_dim) each"},
+        "signatures": {
+            "prefill": {"inputs": {"token_ids": ["int32", [1, -1]]},
+                        "outputs": {"logits": ["float32", [1, graph.vocab_size]],
+                                    "cache": ["float32", list(graph.cache_shape)]}},
+            "decode": {"inputs": {"token_id": ["int32", [1, 1]],
+                                  "position": ["int32", [1]],
+                                  "cache": ["float32", list(graph.cache_shape)]},
+                       "outputs": {"logits": ["float32", [1, graph.vocab_size]],
+                                   "cache": ["float32", list(graph.cache_shape)]}},
+        },
+        "tokenizer": {"kind": tokenizer.kind, "file": tokenizer_file},
+        "prompt_format": "end_of_text id, then the tokenizer's ids of the prompt",
+        "operators": tflite_operators(flatbuffer),
+        "sha256": {MODEL_FILE: sha256_file(os.path.join(directory, MODEL_FILE)),
+                   tokenizer_file: sha256_file(os.path.join(directory, tokenizer_file))},
+        "size_bytes": len(flatbuffer),
+    }
 
 
 def export_tflite_run(run_dir, name, output_dir="tflite", quantize="none", checkpoint="final",
