@@ -325,11 +325,11 @@ class BytePairTokenizer:
 
     @property
     def graph_tokenizer(self):
-        """A new in-graph tokenizer module (`gpt_tf.byte_bpe`), saveable in a SavedModel."""
-        from gpt_tf import byte_bpe
+        """A new in-graph tokenizer module (`gpt_tf.byte_bpe_graph`), saveable in a SavedModel."""
+        from gpt_tf.byte_bpe_graph import GraphBytePairTokenizer
 
-        return byte_bpe.graph_tokenizer(self.vocab, self.merges, self.special_tokens,
-                                        sorted(self._control_ids))
+        return GraphBytePairTokenizer(self.vocab, self.merges, self.special_tokens,
+                                      sorted(self._control_ids))
 
     def tokenize(self, strings):
         return self.graph_tokenizer.tokenize(strings)
