@@ -266,6 +266,35 @@ def test_stream_extension_matches_generate(client):
     assert summary["stop_reason"] == generated["stop_reason"]
 
 
+def test_sampled_stream_matches_generate(client):
+    """Issue 15: sampled text differed (XLA's categorical sampler is not the CPU kernel's)."""
+    completions = set()
+    for seed, prompt in enumerate(PROMPTS):
+        sampling = dict(max_new_tokens=10, temperature=1.0, top_k=40, top_p=0.95,
+                        repetition_penalty=1.2, seed=seed)
+        summary = list(client.stream(prompt, **sampling))[-1]
+        generated = client.generate([prompt], **sampling)[0]
+        assert summary["completion"] == generated["completion"], (seed, prompt)
+        completions.add(summary["completion"])
+    greedy = client.generate([PROMPTS[0]], max_new_tokens=10)[0]["completion"]
+    assert len(completions) > 1 or greedy not in completions  # it really sampled
+
+
+def test_shutdown_stops_only_a_manager_it_owns(tmp_path):
+    from gpt_tf.serving.models import ModelManager, ModelSpec
+    from gpt_tf.serving.server import ModelServer
+
+    manager = ModelManager([ModelSpec("tiny", str(tmp_path))], warmup=False)
+    manager.start_polling(0.05)
+    try:
+        ModelServer(manager, port=0).start().shutdown()
+        assert manager._thread.is_alive()  # the caller's manager keeps polling
+        ModelServer(manager, port=0, owns_manager=True).start().shutdown()
+        assert not manager._thread.is_alive()
+    finally:
+        manager.stop()
+
+
 def test_grpc_client(server, client):
     grpc_client = GrpcServingClient(f"127.0.0.1:{server.grpc_port}", "tiny")
     try:
@@ -356,6 +385,7 @@ def test_hot_swap_keeps_serving_through_bad_versions(bundle, tmp_path):
         assert error.value.status == 404
     finally:
         srv.shutdown()
+        manager.stop()
 
 
 def test_out_of_order_copy_and_removals_fail_no_request(bundle, tmp_path):
@@ -414,6 +444,7 @@ def test_out_of_order_copy_and_removals_fail_no_request(bundle, tmp_path):
         stop.set()
         asker.join(timeout=30)
         srv.shutdown()
+        manager.stop()
     assert failures == [] and len(answers) > 20
 
 

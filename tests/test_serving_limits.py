@@ -352,6 +352,12 @@ def test_tf_error_messages_lose_the_graph_noise():
            "[[{{node add}}]] [Op:__inference_signature_wrapper_prefill_2042]")
     assert _clean_tf_message(types.SimpleNamespace(message=raw)) == \
         "Incompatible shapes: [300,256] vs. [256,256]"
+    raw = ("assertion failed: [top_p must be in (0, 1]; 1 turns it off] [Condition x <= y did "
+           "not hold element-wise:] [x (top_p:0) = ] [1.5]\n\t [[{{node Assert}}]]")
+    assert _clean_tf_message(types.SimpleNamespace(message=raw)) == \
+        "top_p must be in (0, 1]; 1 turns it off"
+    raw = "assertion failed: [the batch is empty]\n\t [[{{node assert_positive/Assert}}]]"
+    assert _clean_tf_message(types.SimpleNamespace(message=raw)) == "the batch is empty"
 
 
 def test_grpc_classify_needs_the_text_feature(manager):

@@ -3,6 +3,7 @@
 Public API:
     ModelManager, ModelSpec, specs_from_config_file   (gpt_tf.serving.models)
     ModelServer, ServerOptions                         (gpt_tf.serving.server)
+    BatchingParameters, BatchScheduler                 (gpt_tf.serving.batching)
     ServingClient, GrpcServingClient                   (gpt_tf.serving.client)
     ServingError, ServerUnavailable                    (gpt_tf.serving.errors)
 

@@ -48,6 +48,13 @@ def register(subparsers):
                             "idle keep-alive connection stays open)")
     serve.add_argument("--rest_api_max_connections", type=int, default=256,
                        help="REST connections served at once (a thread each); more get 503")
+    serve.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
+                       help="merge concurrent requests of a signature into one model call, "
+                            "padded to allowed batch sizes (TF Serving's batching)")
+    serve.add_argument("--batching_parameters_file",
+                       help="BatchingParameters text (max_batch_size, batch_timeout_micros, "
+                            "allowed_batch_sizes, ...); default: the export bundle's "
+                            "batching_parameters.txt values")
     serve.add_argument("--require_manifest", type=_bool, default=True,
                        help="load only versions whose SHA256SUMS verifies")
     serve.add_argument("--verbose", action="store_true", help="log every request")
@@ -126,6 +133,18 @@ def build_server(args):
             raise UserError(f"{flag} must be >= 0 (0: no limit)")
     if not args.rest_api_header_timeout_seconds > 0:
         raise UserError("--rest_api_header_timeout_seconds must be > 0")
+    batching = None
+    if args.batching_parameters_file and not args.enable_batching:
+        raise UserError("--batching_parameters_file is read only with --enable_batching; add "
+                        "--enable_batching")
+    if args.enable_batching:
+        from gpt_tf.serving.batching import read_batching_parameters
+
+        batching = read_batching_parameters(args.batching_parameters_file)
+        if batching.ignored:
+            logging.getLogger("gpt_tf.serving").warning(
+                "batching parameters not implemented by gpt-tf serve, ignored: %s",
+                ", ".join(batching.ignored))
     options = ServerOptions(
         max_body_bytes=args.max_body_bytes, max_concurrent_requests=args.max_concurrent_requests,
         max_batch_size=args.max_batch_size, max_string_bytes=args.max_string_bytes,
@@ -134,7 +153,7 @@ def build_server(args):
         header_timeout=args.rest_api_header_timeout_seconds,
         max_connections=args.rest_api_max_connections,
         metrics_path=_monitoring_path(args.monitoring_config_file)
-        if args.monitoring_config_file else METRICS_PATH)
+        if args.monitoring_config_file else METRICS_PATH, batching=batching)
     manager = ModelManager(specs, require_manifest=args.require_manifest,
                            warmup=args.enable_model_warmup)
     manager.poll_once()
@@ -144,7 +163,7 @@ def build_server(args):
                           args.model_config_file_poll_wait_seconds)
     try:
         return ModelServer(manager, args.rest_api_host, args.rest_api_port, options,
-                           grpc_port=args.port if args.port else None)
+                           grpc_port=args.port if args.port else None, owns_manager=True)
     except OSError as error:
         manager.stop()
         raise UserError(f"cannot listen on {args.rest_api_host}:{args.rest_api_port} "
@@ -172,6 +191,12 @@ def cmd_serve(args):
                       "not polling (--file_system_poll_wait_seconds 0): add one and restart"),
                   file=sys.stderr)
     grpc = f", gRPC on port {server.grpc_port}" if server.grpc_port else ""
+    batching = server.options.batching
+    if batching is not None:
+        print(f"batching: up to {batching.max_batch_size} rows per call, padded to "
+              f"{list(batching.allowed_batch_sizes) or 'no fixed sizes'}, "
+              f"{batching.batch_timeout_micros} us timeout, {batching.num_batch_threads} "
+              "threads", file=sys.stderr)
     print(f"serving REST on {server.url}{grpc} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
     def stop(signum, frame):

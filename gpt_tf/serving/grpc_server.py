@@ -72,17 +72,21 @@ def _check_text_feature(example, name, number):
 
 
 class _Services:
-    def __init__(self, manager, limiter, options):
+    def __init__(self, manager, limiter, options, batcher=None):
         self.manager = manager
         self.limiter = limiter
         self.options = options
+        self.batcher = batcher
 
-    def _call(self, context, fn):
+    def _call(self, context, fn, slot=True):
+        """Runs `fn` (holding a concurrency slot unless `slot` is False: Predict and
+        Classify take theirs in `_run`, after the signature is known)."""
         import grpc
 
         try:
-            if not self.limiter.acquire(blocking=False):
-                raise ServingError(429, "too many concurrent requests; retry later")
+            if not slot:
+                return fn()
+            self._acquire()
             try:
                 return fn()
             finally:
@@ -92,6 +96,23 @@ class _Services:
                           error.message)
         except UserError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+    def _acquire(self):
+        if not self.limiter.acquire(blocking=False):
+            raise ServingError(429, "too many concurrent requests; retry later")
+
+    def _run(self, model, servable, signature, inputs):
+        """Runs a signature: through the batch queue where it merges (`--enable_batching`),
+        else holding a concurrency slot."""
+        if self.batcher is not None and self.batcher.merges(servable, signature):
+            return self.batcher.run(model, servable, signature, inputs)
+        self._acquire()
+        try:
+            if self.batcher is not None:
+                return self.batcher.run(model, servable, signature, inputs)
+            return servable.run(signature, inputs)
+        finally:
+            self.limiter.release()
 
     # PredictionService
     def Predict(self, request, context):
@@ -108,7 +129,7 @@ class _Services:
                 if int(inputs["max_new_tokens"].max()) > limit:
                     raise bad_request(f"max_new_tokens must be <= {limit} on this server")
             budgets.check_request(servable, signature, inputs, self.options, encoding="proto")
-            outputs = servable.run(signature, inputs)
+            outputs = self._run(request.model_spec.name, servable, signature, inputs)
             budgets.check_response(budgets.outputs_bytes(outputs, "proto"),
                                    self.options.max_response_bytes, measured=True)
             wanted = set(request.output_filter) or set(outputs)
@@ -122,7 +143,7 @@ class _Services:
                 response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
             return response
 
-        return self._call(context, run)
+        return self._call(context, run, slot=False)
 
     def Classify(self, request, context):
         from tensorflow_serving.apis import classification_pb2
@@ -156,7 +177,7 @@ class _Services:
             serialized = np.array([e.SerializeToString() for e in examples], dtype=object)
             inputs = {"inputs": serialized}
             budgets.check_request(servable, signature, inputs, self.options, encoding="proto")
-            outputs = servable.run(signature, inputs)
+            outputs = self._run(request.model_spec.name, servable, signature, inputs)
             response = classification_pb2.ClassificationResponse()
             response.model_spec.name = request.model_spec.name
             response.model_spec.version.value = servable.version
@@ -167,7 +188,7 @@ class _Services:
                     row.classes.add(label=label.decode("utf-8", "replace"), score=float(score))
             return response
 
-        return self._call(context, run)
+        return self._call(context, run, slot=False)
 
     def GetModelMetadata(self, request, context):
         from tensorflow_serving.apis import get_model_metadata_pb2
@@ -223,12 +244,15 @@ class _Services:
                       "--model_config_file_poll_wait_seconds")
 
 
-def start_grpc_server(manager, host, port, limiter, options, max_workers=8):
-    """Starts the gRPC server; returns `(server, bound_port)`."""
+def start_grpc_server(manager, host, port, limiter, options, batcher=None, max_workers=8):
+    """Starts the gRPC server; returns `(server, bound_port)`.
+
+    `batcher`: the REST server's `BatchScheduler` (shared queues), or None.
+    """
     import grpc
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-    services = _Services(manager, limiter, options)
+    services = _Services(manager, limiter, options, batcher)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
                          options=[("grpc.max_receive_message_length", options.max_body_bytes)])
 

@@ -173,7 +173,9 @@ def _clean_tf_message(error):
     says what was wrong with the input.
     """
     text = getattr(error, "message", str(error))
-    found = re.findall(r"assertion failed: \[([^\]]*)\]", text)
+    # "assertion failed: [message] [Condition ...] [x = ] [...]": the message may hold
+    # a "]" itself ("top_p must be in (0, 1]; ..."), so it ends at a "]" before " [" or the end.
+    found = re.findall(r"assertion failed: \[(.*?)\](?=\s*\[|\s*$)", text, flags=re.S)
     if found:
         return found[0]
     lines = [line.strip() for line in text.strip().splitlines()]

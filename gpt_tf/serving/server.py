@@ -18,8 +18,13 @@ Content-Length headers), 404 unknown model, version, label, signature or
 URL, 405 other methods, 411 body without length, 413 body over
 `--max_body_bytes` or a request over its budgets (`--max_request_tokens`,
 `--max_response_bytes`, see `budgets.py`), 429 over
-`--max_concurrent_requests`, 503 over `--rest_api_max_connections`. A 500
-means a bug in this server (the fuzz test asserts there are none).
+`--max_concurrent_requests`, 503 over `--rest_api_max_connections` or a full
+batch queue (`--enable_batching`, see `batching.py`). A 500 means a bug in
+this server (the fuzz test asserts there are none).
+
+With batching on, requests for a signature that merges (`generate`,
+`classify`, ...) wait in its batch queue, bounded by `max_enqueued_batches`,
+instead of taking one of the `--max_concurrent_requests` slots.
 
 Connections: every response goes out in one write with TCP_NODELAY set (a
 header write followed by a body write under Nagle cost keep-alive clients
@@ -77,6 +82,7 @@ class ServerOptions:
         max_connections: connections served at once (one thread each); more
             get 503.
         metrics_path: Prometheus endpoint path.
+        batching: `batching.BatchingParameters` (`--enable_batching`), or None.
     """
 
     max_body_bytes: int = 4 << 20
@@ -90,6 +96,7 @@ class ServerOptions:
     header_timeout: float = 10.0
     max_connections: int = 256
     metrics_path: str = METRICS_PATH
+    batching: object = None
 
     def limits(self):
         return rest.Limits(self.max_batch_size, self.max_string_bytes)
@@ -152,7 +159,7 @@ class _Slot:
 
     def __init__(self, limiter):
         self._limiter = limiter
-        self._held = True
+        self._held = limiter is not None
 
     def release(self):
         if self._held:
@@ -317,7 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = error.status
             if status == 411 or self._body_left():
                 self.close_connection = True
-            headers = {"Retry-After": "1"} if status == 429 else None
+            headers = {"Retry-After": "1"} if status in (429, 503) else None
             self._send_json(status, {"error": error.message}, headers)
         except UserError as error:
             status = 400
@@ -364,7 +371,10 @@ class _Handler(BaseHTTPRequestHandler):
         path, match = self._match()
         if path == self.server.options.metrics_path:
             self._api = "metrics"
-            self._send(200, self.server.metrics.render(), "text/plain; version=0.0.4")
+            page = self.server.metrics.render()
+            if self.server.batcher is not None:
+                page += "\n".join(self.server.batcher.render(escape_label_value)) + "\n"
+            self._send(200, page, "text/plain; version=0.0.4")
             return 200
         if match is None or match.group("verb"):
             raise not_found(f"Malformed request: {self.command} {path}")
@@ -442,17 +452,19 @@ class _Handler(BaseHTTPRequestHandler):
                             "and the :generateStream extension)")
         self._api = verb
         body = self._read_json()
-        limiter = self.server.limiter
-        if not limiter.acquire(blocking=False):
-            raise ServingError(429, "too many concurrent requests (limit "
-                                    f"{self.server.options.max_concurrent_requests}, "
-                                    "--max_concurrent_requests); retry later")
-        slot = _Slot(limiter)
+        servable = self.server.manager.resolve(name, version, label)
+        if isinstance(body, dict) and "signature_name" in body and \
+                not isinstance(body["signature_name"], str):
+            raise bad_request("'signature_name' must be a string")
+        slot = _Slot(None)
+        if not self._queued(servable, verb, body):
+            limiter = self.server.limiter
+            if not limiter.acquire(blocking=False):
+                raise ServingError(429, "too many concurrent requests (limit "
+                                        f"{self.server.options.max_concurrent_requests}, "
+                                        "--max_concurrent_requests); retry later")
+            slot = _Slot(limiter)
         try:
-            servable = self.server.manager.resolve(name, version, label)
-            if isinstance(body, dict) and "signature_name" in body and \
-                    not isinstance(body["signature_name"], str):
-                raise bad_request("'signature_name' must be a string")
             if verb == "generateStream":
                 self._stream(servable, body, slot)
                 return 200
@@ -465,6 +477,21 @@ class _Handler(BaseHTTPRequestHandler):
             slot.release()
         self._send(200, data)
         return 200
+
+    def _queued(self, servable, verb, body):
+        """Whether this request waits in a batch queue (and takes no concurrency slot)."""
+        batcher = self.server.batcher
+        if batcher is None or verb == "generateStream":
+            return False
+        name = (body.get("signature_name") if isinstance(body, dict) else None) \
+            or "serving_default"
+        return name in servable.input_specs and batcher.merges(servable, name)
+
+    def _run(self, servable, signature, inputs):
+        batcher = self.server.batcher
+        if batcher is None:
+            return servable.run(signature, inputs)
+        return batcher.run(self._metrics_model(), servable, signature, inputs)
 
     def _max_new_tokens(self, servable):
         limit = int(servable.metadata.get("limits", {}).get("max_new_tokens", 0)) or (1 << 30)
@@ -482,7 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
             if int(inputs["max_new_tokens"].max()) > limit:
                 raise bad_request(f"max_new_tokens must be <= {limit} on this server")
         budgets.check_request(servable, signature, inputs, self.server.options)
-        outputs = servable.run(signature, inputs)
+        outputs = self._run(servable, signature, inputs)
         budgets.check_response(budgets.outputs_bytes(outputs),
                                self.server.options.max_response_bytes, measured=True)
         return rest.encode_predict(outputs, row_format)
@@ -499,7 +526,7 @@ class _Handler(BaseHTTPRequestHandler):
                                          text_feature=servable.classify_feature(signature))
         inputs = {"inputs": serialized}
         budgets.check_request(servable, signature, inputs, self.server.options)
-        return rest.encode_classify(servable.run(signature, inputs))
+        return rest.encode_classify(self._run(servable, signature, inputs))
 
     def _stream(self, servable, body, slot):
         from gpt_tf.serving.streaming import parse_stream_request, stream_generate
@@ -578,10 +605,17 @@ class ModelServer:
         port: REST port (0: pick a free one; see `.port`).
         options: `ServerOptions`.
         grpc_port: gRPC port (None: no gRPC server; 0: pick a free one).
+        owns_manager: `shutdown` also stops the manager's polling (for a manager
+            made for this server, as `gpt-tf serve` does); a manager passed in by
+            the caller is the caller's to stop.
     """
 
-    def __init__(self, manager, host="127.0.0.1", port=8501, options=None, grpc_port=None):
+    def __init__(self, manager, host="127.0.0.1", port=8501, options=None, grpc_port=None,
+                 owns_manager=False):
+        from gpt_tf.serving.batching import BatchScheduler
+
         self.manager = manager
+        self.owns_manager = owns_manager
         self.options = options or ServerOptions()
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.manager = manager
@@ -590,6 +624,8 @@ class ModelServer:
         self.httpd.limiter = threading.BoundedSemaphore(self.options.max_concurrent_requests)
         self.httpd.connection_slots = threading.BoundedSemaphore(self.options.max_connections)
         self.httpd.deadlines = _Deadlines()
+        self.batcher = BatchScheduler(self.options.batching) if self.options.batching else None
+        self.httpd.batcher = self.batcher
         self.host = host
         self.port = self.httpd.server_address[1]
         self.grpc_server = None
@@ -598,8 +634,9 @@ class ModelServer:
             from gpt_tf.serving.grpc_server import start_grpc_server
 
             self.grpc_server, self.grpc_port = start_grpc_server(
-                manager, host, grpc_port, self.httpd.limiter, self.options)
+                manager, host, grpc_port, self.httpd.limiter, self.options, self.batcher)
         self._thread = None
+        self._serving = False
 
     @property
     def url(self):
@@ -608,21 +645,27 @@ class ModelServer:
 
     def start(self):
         """Serves in a background thread (returns immediately)."""
+        self._serving = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="gpt-tf-rest",
                                         daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self):
+        self._serving = True
         self.httpd.serve_forever()
 
     def shutdown(self):
-        self.httpd.shutdown()
+        if self._serving:  # socketserver's shutdown waits forever for a loop never started
+            self.httpd.shutdown()
         self.httpd.server_close()
         self.httpd.deadlines.stop()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=1)
-        self.manager.stop()
+        if self.batcher is not None:
+            self.batcher.stop()
+        if self.owns_manager:
+            self.manager.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
 

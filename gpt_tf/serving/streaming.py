@@ -1,15 +1,24 @@
 """Token streaming over a SavedModel's stepwise `prefill`/`decode` signatures.
 
 An extension of the TF Serving REST API (TF Serving has no streaming): the
-server runs the batch-1 `prefill` once and `decode` per token, samples with
-`gpt_tf.sampling.Sampler` (the Keras generator's sampler, with the same
-`[seed, position]` stateless seeds) and yields each token as it is chosen.
+server runs the batch-1 `prefill` once and `decode` per token, samples and
+yields each token as it is chosen.
+
+Sampling is the `generate` signature's own `sample_rows`, with the same
+`[seed, position]` stateless seeds, compiled with XLA when the export's
+generation is (`jit_compile` in its metadata): TensorFlow's categorical
+sampler draws different numbers under XLA than in its CPU kernel, so the
+eager `gpt_tf.sampling.Sampler` gave the same greedy text as `generate` but
+different sampled text for the same seed.
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
 
 from gpt_tf.errors import UserError
+from gpt_tf.export.generation_graph import sample_rows
 from gpt_tf.sampling import Sampler
 from gpt_tf.serving.errors import bad_request, not_found
 
@@ -53,6 +62,11 @@ def parse_stream_request(body, max_new_tokens_limit, max_string_bytes):
             "seed": seed}
 
 
+@functools.lru_cache(maxsize=2)
+def _row_sampler(jit_compile):
+    return tf.function(sample_rows, jit_compile=jit_compile, autograph=False)
+
+
 def stream_generate(servable, prompt, max_new_tokens, sampler, seed):
     """Yields `{"token_id", "text"}` per new token, then a final summary event."""
     for name in ("prefill", "decode"):
@@ -72,13 +86,19 @@ def stream_generate(servable, prompt, max_new_tokens, sampler, seed):
     ids = ids[truncated:]
     presence = np.zeros((1, vocab_size), dtype=bool)
     presence[0, ids] = True
+    sample = _row_sampler(bool(meta.get("jit_compile", True)))
+    settings = (tf.constant([sampler.temperature], tf.float32),
+                tf.constant([sampler.top_k], tf.int32),
+                tf.constant([sampler.top_p], tf.float32),
+                tf.constant([sampler.repetition_penalty], tf.float32),
+                tf.constant([seed], tf.int32))
     out = servable.signatures["prefill"](token_ids=tf.constant([ids], tf.int32))
     logits, cache = out["logits"], out["cache"]
     new, text, reason = [], "", "max_new_tokens"
     for step in range(max_new_tokens):
         position = len(ids) + step
-        token = int(sampler(logits, tf.constant([seed, position], tf.int32),
-                            tf.constant(presence))[0])
+        token = int(sample(tf.cast(logits, tf.float32), tf.constant(position, tf.int32),
+                           tf.constant(presence), *settings)[0])
         if token == end_of_text:
             reason = "stop_token"
             break
