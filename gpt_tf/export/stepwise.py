@@ -24,8 +24,7 @@ current one masked, exactly like the Keras cache path.
 import tensorflow as tf
 from keras import ops
 
-# Same finite mask value as the Keras attention, so masked rows behave alike.
-_MASK_VALUE = -1e9
+from gpt_tf.layers.causal_self_attention import attention_weights
 
 
 class StepwiseGraph:
@@ -75,10 +74,7 @@ class StepwiseGraph:
 
     def _attend(self, block, query, keys, values, mask, length):
         # query (H, T, hd), keys/values (H, S, hd), mask broadcastable to (H, T, S).
-        scale = 1.0 / float(self.head_dim) ** 0.5
-        scores = tf.matmul(query, keys, transpose_b=True) * scale  # (H, T, S)
-        scores = tf.where(mask, scores, _MASK_VALUE)
-        probs = tf.nn.softmax(scores, axis=-1)
+        probs = attention_weights(query, keys, mask)  # (H, T, S), the layer's own math
         out = tf.matmul(probs, values)  # (H, T, hd)
         out = tf.reshape(tf.transpose(out, (1, 0, 2)), (length, self.hidden_dim))
         return block.attention.output_projection(out)

@@ -15,7 +15,31 @@ def fresh_initializer(initializer):
 
 # Added to masked scores; finite so a fully masked row gives a uniform softmax
 # instead of NaN. Scores are float32 even under mixed precision.
-_MASK_VALUE = -1e9
+MASK_VALUE = -1e9
+
+
+def attention_weights(query, key, mask):
+    """Scaled dot-product attention weights: the one definition of the attention math.
+
+    `CausalSelfAttention` calls it with `(B, H, T, hd)` heads, and the stepwise export
+    graph (`gpt_tf/export/stepwise.py`, the TFLite and serving prefill/decode) with
+    `(H, T, hd)`; `tests/test_tflite.py` checks the two paths agree.
+
+    Args:
+        query: `(..., T, hd)`.
+        key: `(..., S, hd)`.
+        mask: bool, broadcastable to `(..., T, S)`; True where a query may attend.
+
+    Returns:
+        `(..., T, S)` softmax weights in the query's dtype (computed in float32).
+    """
+    scale = 1.0 / float(query.shape[-1]) ** 0.5
+    # `...td,...sd` lowers to one batched matmul with the key transposed in place
+    # (no separate transpose of the whole cache on LiteRT).
+    scores = ops.einsum("...td,...sd->...ts", query, ops.cast(key, query.dtype))
+    scores = ops.cast(scores, "float32") * scale
+    scores = ops.where(mask, scores, MASK_VALUE)
+    return ops.cast(ops.softmax(scores, axis=-1), query.dtype)
 
 
 @keras.saving.register_keras_serializable(package="gpt_tf")
@@ -88,11 +112,9 @@ class CausalSelfAttention(keras.layers.Layer):
             # Padding only hides keys; real positions never look at pads.
             mask = ops.logical_and(mask, ops.cast(padding_mask, "bool")[:, None, None, :])
 
-        scale = 1.0 / float(self.head_dim) ** 0.5
-        scores = ops.einsum("bthd,bshd->bhts", query, ops.cast(key, query.dtype))  # (B, H, T, S)
-        scores = ops.cast(scores, "float32") * scale
-        scores = ops.where(mask, scores, _MASK_VALUE)
-        probs = ops.cast(ops.softmax(scores, axis=-1), query.dtype)
+        heads = (0, 2, 1, 3)  # (B, T, H, hd) <-> (B, H, T, hd)
+        probs = attention_weights(ops.transpose(query, heads), ops.transpose(key, heads),
+                                  mask)  # (B, H, T, S)
         probs = self.attention_dropout(probs, training=training)
         out = ops.einsum("bhts,bshd->bthd", probs, ops.cast(value, query.dtype))
         out = ops.reshape(out, (batch, length, self.hidden_dim))
