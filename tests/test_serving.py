@@ -280,6 +280,28 @@ def test_sampled_stream_matches_generate(client):
     assert len(completions) > 1 or greedy not in completions  # it really sampled
 
 
+def test_the_in_process_client_streams_what_the_server_streams(client, bundle):
+    """Issue 16: one host decode loop (`gpt_tf/export/host_loop.py`) for both, same sampler."""
+    from gpt_tf.clients import open_client
+
+    local = open_client(bundle["path"])
+    try:
+        for sampling in (dict(max_new_tokens=10),
+                         dict(max_new_tokens=10, temperature=1.0, top_k=40, top_p=0.95,
+                              repetition_penalty=1.2, seed=5)):
+            events = list(client.stream(PROMPTS[1], **sampling))
+            summary = events.pop()
+            pieces = []
+            mine = local.generate([PROMPTS[1]], stream=lambda row, text: pieces.append(text),
+                                  **sampling)[0]
+            assert (mine.text, mine.num_tokens, mine.stop_reason) == (
+                summary["completion"], summary["num_tokens"], summary["stop_reason"]), sampling
+            assert "".join(pieces) == mine.text and "".join(events) == mine.text[:len(
+                "".join(events))]
+    finally:
+        local.close()
+
+
 def test_shutdown_stops_only_a_manager_it_owns(tmp_path):
     from gpt_tf.serving.models import ModelManager, ModelSpec
     from gpt_tf.serving.server import ModelServer

@@ -284,51 +284,38 @@ class SignatureClient(Client):
 
     def _stream_one(self, prompt, max_new_tokens, temperature, top_k, top_p, repetition_penalty,
                     seed, stream):
-        """Batch-1 streaming over the `prefill`/`decode` signatures, sampled like `Generator`."""
-        import tensorflow as tf
+        """Batch-1 streaming over the `prefill`/`decode` signatures: the host loop `gpt-tf
+        serve` streams with (`gpt_tf/export/host_loop.py`), so the same seed gives its text."""
+        from gpt_tf.export.host_loop import HostDecodeLoop, fit_prompt
 
-        from gpt_tf.sampling import Sampler
-
+        call = self.transport.call
         eot = int(self.end_of_text_id if self.end_of_text_id is not None else 2)
-        sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p,
-                          repetition_penalty=repetition_penalty)
-        ids = [eot] + self._tokenize([prompt])[0]
-        room = self.sequence_length - max_new_tokens
-        truncated = max(0, len(ids) - room)
-        ids = ids[-room:]
-        out = self.transport.call("prefill", {"token_ids": [ids]})
-        logits, cache = out["logits"], out["cache"]
-        vocab = logits.shape[-1]
-        presence = np.zeros((1, vocab), bool)
-        presence[0, ids] = True
-        decoder = StreamDecoder(lambda t: str(self.transport.call(
-            "detokenize", {"token_ids": [t]})["text"][0]))
-        new, reason, position = [], "max_new_tokens", len(ids)
-        for _ in range(max_new_tokens):
-            token = int(sampler(tf.constant(logits, tf.float32),
-                                tf.constant([seed, position], tf.int32),
-                                tf.constant(presence))[0])
-            if token == eot:
-                reason = "stop_token"
-                break
-            new.append(token)
+        ids, truncated = fit_prompt([eot] + self._tokenize([prompt])[0], max_new_tokens,
+                                    self.sequence_length)
+
+        def prefill(token_ids):
+            out = call("prefill", {"token_ids": [token_ids]})
+            return out["logits"], out["cache"]
+
+        def decode(token, position, cache):
+            out = call("decode", {"token_id": [[token]], "position": [position], "cache": cache})
+            return out["logits"], out["cache"]
+
+        loop = HostDecodeLoop(prefill, decode, eot,
+                              (self.transport.metadata or {}).get("jit_compile", True))
+        decoder = StreamDecoder(lambda t: str(call("detokenize", {"token_ids": [t]})["text"][0]))
+        for token in loop.tokens(ids, max_new_tokens, temperature, top_k, top_p,
+                                 repetition_penalty, seed):
             piece = decoder.push(token)
             if piece:
                 stream(0, piece)
-            presence[0, token] = True
-            if position + 1 >= self.sequence_length or len(new) == max_new_tokens:
-                break
-            out = self.transport.call("decode", {"token_id": [[token]], "position": [position],
-                                                 "cache": cache})
-            logits, cache = out["logits"], out["cache"]
-            position += 1
-        text = ""
+        new, text = decoder.ids, ""
         if new:
-            text = str(self.transport.call("detokenize", {"token_ids": [new]})["text"][0])
+            text = str(call("detokenize", {"token_ids": [new]})["text"][0])
         rest = decoder.finish(text)
         if rest:
             stream(0, rest)
-        return Completion(text, len(new), reason, truncated)
+        return Completion(text, len(new), loop.stop_reason, truncated)
 
     def _score_texts(self, texts):
         values, truncated = [], []

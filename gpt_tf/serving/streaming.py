@@ -2,25 +2,18 @@
 
 An extension of the TF Serving REST API (TF Serving has no streaming): the
 server runs the batch-1 `prefill` once and `decode` per token, samples and
-yields each token as it is chosen.
-
-Sampling is the `generate` signature's own `sample_rows`, with the same
-`[seed, position]` stateless seeds, compiled with XLA when the export's
-generation is (`jit_compile` in its metadata): TensorFlow's categorical
-sampler draws different numbers under XLA than in its CPU kernel, so the
-eager `gpt_tf.sampling.Sampler` gave the same greedy text as `generate` but
-different sampled text for the same seed.
+yields each token as it is chosen. The loop (and its sampler, the
+`generate` signature's own) is `gpt_tf/export/host_loop.py`, shared with the
+in-process SavedModel client; text pieces are `gpt_tf.text_stream.StreamDecoder`'s.
 """
 
-import functools
-
-import numpy as np
 import tensorflow as tf
 
 from gpt_tf.errors import UserError
-from gpt_tf.export.generation_graph import sample_rows
+from gpt_tf.export.host_loop import HostDecodeLoop, fit_prompt
 from gpt_tf.sampling import Sampler
 from gpt_tf.serving.errors import bad_request, not_found
+from gpt_tf.text_stream import StreamDecoder
 
 STREAM_FIELDS = {"prompt": str, "max_new_tokens": int, "temperature": (int, float),
                  "top_k": int, "top_p": (int, float), "repetition_penalty": (int, float),
@@ -62,11 +55,6 @@ def parse_stream_request(body, max_new_tokens_limit, max_string_bytes):
             "seed": seed}
 
 
-@functools.lru_cache(maxsize=2)
-def _row_sampler(jit_compile):
-    return tf.function(sample_rows, jit_compile=jit_compile, autograph=False)
-
-
 def stream_generate(servable, prompt, max_new_tokens, sampler, seed):
     """Yields `{"token_id", "text"}` per new token, then a final summary event."""
     for name in ("prefill", "decode"):
@@ -75,45 +63,27 @@ def stream_generate(servable, prompt, max_new_tokens, sampler, seed):
                             "with `gpt-tf export savedmodel` to stream")
     tokenizer = servable.host_tokenizer
     meta = servable.metadata
-    end_of_text = int(meta["tokenizer"]["end_of_text_id"])
     sequence_length = int(meta.get("model", {}).get("sequence_length", 0))
-    vocab_size = tokenizer.vocab_size
-    ids = [end_of_text] + tokenizer.encode(prompt)
-    room = sequence_length - max_new_tokens
-    if room < 1:
+    if sequence_length - max_new_tokens < 1:
         raise bad_request(f"max_new_tokens must be below the context ({sequence_length})")
-    truncated = max(0, len(ids) - room)
-    ids = ids[truncated:]
-    presence = np.zeros((1, vocab_size), dtype=bool)
-    presence[0, ids] = True
-    sample = _row_sampler(bool(meta.get("jit_compile", True)))
-    settings = (tf.constant([sampler.temperature], tf.float32),
-                tf.constant([sampler.top_k], tf.int32),
-                tf.constant([sampler.top_p], tf.float32),
-                tf.constant([sampler.repetition_penalty], tf.float32),
-                tf.constant([seed], tf.int32))
-    out = servable.signatures["prefill"](token_ids=tf.constant([ids], tf.int32))
-    logits, cache = out["logits"], out["cache"]
-    new, text, reason = [], "", "max_new_tokens"
-    for step in range(max_new_tokens):
-        position = len(ids) + step
-        token = int(sample(tf.cast(logits, tf.float32), tf.constant(position, tf.int32),
-                           tf.constant(presence), *settings)[0])
-        if token == end_of_text:
-            reason = "stop_token"
-            break
-        new.append(token)
-        presence[0, token] = True
-        decoded = tokenizer.decode(new)
-        # Hold back an incomplete UTF-8 sequence until its last byte arrives.
-        piece = "" if decoded.endswith("\ufffd") or not decoded.startswith(text) \
-            else decoded[len(text):]
-        text = decoded if piece else text
-        yield {"token_id": token, "text": piece}
-        if step + 1 < max_new_tokens:
-            out = servable.signatures["decode"](
-                token_id=tf.constant([[token]], tf.int32),
-                position=tf.constant([position], tf.int32), cache=cache)
-            logits, cache = out["logits"], out["cache"]
-    yield {"done": True, "completion": tokenizer.decode(new), "num_tokens": len(new),
-           "stop_reason": reason, "prompt_tokens_truncated": truncated}
+    end_of_text = int(meta["tokenizer"]["end_of_text_id"])
+    ids, truncated = fit_prompt([end_of_text] + tokenizer.encode(prompt), max_new_tokens,
+                                sequence_length)
+
+    def prefill(token_ids):
+        out = servable.signatures["prefill"](token_ids=tf.constant([token_ids], tf.int32))
+        return out["logits"], out["cache"]
+
+    def decode(token, position, cache):
+        out = servable.signatures["decode"](token_id=tf.constant([[token]], tf.int32),
+                                            position=tf.constant([position], tf.int32),
+                                            cache=cache)
+        return out["logits"], out["cache"]
+
+    loop = HostDecodeLoop(prefill, decode, end_of_text, meta.get("jit_compile", True))
+    text = StreamDecoder(tokenizer.decode)
+    for token in loop.tokens(ids, max_new_tokens, sampler.temperature, sampler.top_k,
+                             sampler.top_p, sampler.repetition_penalty, seed):
+        yield {"token_id": token, "text": text.push(token)}
+    yield {"done": True, "completion": tokenizer.decode(text.ids), "num_tokens": len(text.ids),
+           "stop_reason": loop.stop_reason, "prompt_tokens_truncated": truncated}
