@@ -9,6 +9,7 @@ one place where cross-field rules are checked.
 import dataclasses
 import json
 
+from gpt_tf import task_table
 from gpt_tf.errors import UserError
 
 
@@ -69,7 +70,7 @@ class DataConfig:
 
 # Fine-tuning tasks whose validation answers are scored (`gpt_tf.training.evaluate_totals`),
 # and the `train.best_metric` values: the loss or one of their accuracies.
-ANSWER_TASKS = ("translate", "qa", "sentiment")
+ANSWER_TASKS = task_table.ANSWER_TASKS
 BEST_METRICS = ("loss",) + tuple(f"{task}_accuracy" for task in ANSWER_TASKS)
 
 

@@ -20,6 +20,7 @@ import urllib.parse
 
 import numpy as np
 
+from gpt_tf import task_table
 from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.text_stream import StreamDecoder
@@ -213,7 +214,7 @@ class SignatureClient(Client):
             labels = [str(c) for c in out["classes"][0]]
         except (UserError, KeyError, IndexError):
             return None
-        return {"tasks": {"sentiment": {"labels": labels}}, "partial": True}
+        return {"tasks": {task_table.labelled_task().name: {"labels": labels}}, "partial": True}
 
     def _rows(self, name, inputs):
         """Calls `name` in slices of `_ROWS_PER_REQUEST` rows; yields each slice's outputs."""
@@ -349,11 +350,8 @@ def _card_from_metadata(meta):
     if card:
         return card
     tasks = {}
-    for task in meta.get("tasks", []):
-        if task.get("kind") == "classify":
-            tasks["sentiment"] = {"labels": list(task.get("labels", []))}
-        elif task.get("name") == "translate":
-            tasks["translate"] = {}
-        elif task.get("name") == "answer":
-            tasks["qa"] = {}
+    for entry in meta.get("tasks", []):
+        task = task_table.task_of_export(entry)
+        if task is not None:
+            tasks[task.name] = {"labels": list(entry.get("labels", []))} if task.labelled else {}
     return {"tasks": tasks, "partial": True} if tasks else None

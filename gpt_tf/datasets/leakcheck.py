@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from gpt_tf.datasets.splits import dedup_key
+from gpt_tf.task_table import LANGUAGE_MODELING, QUESTION_ANSWERING, SENTIMENT_DATA, TRANSLATION
 
 
 def shared_keys(values_by_split):
@@ -55,7 +56,7 @@ def find_leaks(folder, task, files):
         if shared:
             problems.append(_problem(what, shared))
 
-    if task == "language-modeling":
+    if task == LANGUAGE_MODELING:
         texts = {
             s: [
                 dedup_key(p.read_text(encoding="utf-8")) for p in sorted((folder / f).glob("*.txt"))
@@ -65,15 +66,15 @@ def find_leaks(folder, task, files):
         names = {s: [p.stem for p in (folder / f).glob("*.txt")] for s, f in files.items()}
         check("document texts", texts)
         check("document names", names)
-    elif task == "translation":
+    elif task == TRANSLATION:
         rows = {s: _jsonl(folder / f) for s, f in files.items()}
         check("source texts", {s: [dedup_key(r["source"]) for r in rs] for s, rs in rows.items()})
         check("target texts", {s: [dedup_key(r["target"]) for r in rs] for s, rs in rows.items()})
         check("books", {s: {r["book"] for r in rs} for s, rs in rows.items()})
-    elif task == "sentiment":
+    elif task == SENTIMENT_DATA:
         rows = {s: _jsonl(folder / f) for s, f in files.items()}
         check("texts", {s: [dedup_key(r["text"]) for r in rs] for s, rs in rows.items()})
-    elif task == "question-answering":
+    elif task == QUESTION_ANSWERING:
         data = {
             s: json.loads((folder / f).read_text(encoding="utf-8"))["data"]
             for s, f in files.items()

@@ -6,11 +6,8 @@ from typing import Callable
 from gpt_tf.datasets import builders, modern, mt
 from gpt_tf.datasets.sources import CATALOG_PACKAGES, DOCS_PACKAGES
 from gpt_tf.errors import UserError
-
-LANGUAGE_MODELING = "language-modeling"
-TRANSLATION = "translation"
-SENTIMENT = "sentiment"
-QUESTION_ANSWERING = "question-answering"
+from gpt_tf.task_table import LANGUAGE_MODELING, QUESTION_ANSWERING, TRANSLATION
+from gpt_tf.task_table import SENTIMENT_DATA as SENTIMENT
 
 FORMATS = {
     LANGUAGE_MODELING: "plain UTF-8 text, one file per document, under train/, validation/, test/",

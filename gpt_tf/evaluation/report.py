@@ -26,23 +26,24 @@ import math
 import os
 import time
 
+from gpt_tf import task_table
 from gpt_tf.errors import UserError
 from gpt_tf.evaluation import baselines as baselines_lib
 from gpt_tf.evaluation import metrics, significance
 
-TASKS = ("lm", "translate", "qa", "sentiment")
-DEFAULT_DATA = {"lm": "lm-en", "translate": "mt-en-fr", "qa": "qa-en", "sentiment": "sentiment-en"}
+# The evaluated tasks and their data, limits, metrics and titles: `gpt_tf.task_table`.
+TASKS = tuple(e.name for e in task_table.EVALUATIONS)
+LM = task_table.task(task_table.GENERATE).evaluation.name  # "lm"
+DEFAULT_DATA = {e.name: e.data for e in task_table.EVALUATIONS}
 # Out-of-domain test sets: evaluation-only data sets no training step may use
 # (`registry.check_trainable`), from other publishers and domains than the training data.
 # Baselines that learn (unigram, bag-of-words) learn from the in-domain side: the model's own
 # fine-tuning data set for the task (its task card) when prepared, else `BASELINE_TRAIN`,
 # else the task's in-domain data set.
-OUT_OF_DOMAIN = {"lm": ("lm-en-wiki",), "translate": ("mt-en-fr-software",),
-                 "qa": ("qa-en-wiki",), "sentiment": ("sentiment-en-reviews",
-                                                      "sentiment-en-products")}
+OUT_OF_DOMAIN = {e.name: e.out_of_domain for e in task_table.EVALUATIONS}
 BASELINE_TRAIN = {"lm-en-wiki": "lm-en-docs"}
 # Examples per task (lm: tokens) when no limit is given.
-DEFAULT_LIMITS = {"lm": 20000, "translate": 200, "qa": 200, "sentiment": 400}
+DEFAULT_LIMITS = {e.name: e.limit for e in task_table.EVALUATIONS}
 # metric -> (display name, higher is better, decimals)
 METRICS = {
     "perplexity": ("perplexity", False, 2),
@@ -54,10 +55,8 @@ METRICS = {
     "accuracy": ("accuracy", True, 4),
     "macro_f1": ("macro-F1", True, 4),
 }
-TASK_METRICS = {"lm": ("perplexity", "bits_per_byte"), "translate": ("bleu", "chrf"),
-                "qa": ("exact_match", "f1"), "sentiment": ("accuracy", "macro_f1")}
-TASK_TITLES = {"lm": "Language modelling", "translate": "Translation",
-               "qa": "Question answering", "sentiment": "Sentiment"}
+TASK_METRICS = {e.name: e.metrics for e in task_table.EVALUATIONS}
+TASK_TITLES = {e.name: e.title for e in task_table.EVALUATIONS}
 
 
 @dataclasses.dataclass
@@ -109,7 +108,7 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
     limit = DEFAULT_LIMITS[task] if limit is None else limit
     named = _is_name(source)
     about = f"{source} ({split})" if named else source
-    if task == "lm":
+    if task == LM:
         if named:
             files = datasets.lm_split_files(source, cache_dir)
             if split not in files:
@@ -127,7 +126,7 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
     paths = datasets.split_paths(source, cache_dir) if named else {split: source}
     if split not in paths:
         raise UserError(f"data set '{source}' has no '{split}' split")
-    if task == "translate":
+    if task == task_table.TRANSLATE:
         pairs = datasets.load_translation_pairs(paths[split])
         language = None
         if named:
@@ -136,7 +135,7 @@ def load_task_data(task, source, split="test", limit=None, cache_dir=None, train
             language = registry.translation_languages(source)
         return {"examples": evenly_spaced(pairs, limit), "about": about, "languages": language,
                 "total": len(pairs)}
-    if task == "qa":
+    if task == task_table.QA:
         questions = datasets.load_squad(paths[split])
         return {"examples": evenly_spaced(questions, limit), "about": about,
                 "total": len(questions)}
@@ -362,44 +361,13 @@ def _evaluate_set(task, task_data, targets, client_for, say):
     first = client_for(targets[0])
     entry = {"data": task_data["about"], "results": {}, "baselines": {},
              "metrics": list(TASK_METRICS[task])}
-    if task == "lm":
-        chunks = lm_chunks(task_data["examples"], first.count_tokens,
-                           first.sequence_length, task_data["limit"])
-        entry["examples"] = len(chunks)
-        say(f"lm: unigram baseline on {len(chunks)} chunks")
-        entry["baselines"] = lm_baseline(task_data, chunks, first)
-    elif task == "translate":
-        entry["examples"] = len(task_data["examples"])
-        entry["baselines"] = translate_baseline(task_data)
-        sources = [p.source for p in task_data["examples"]]
-        references = [p.target for p in task_data["examples"]]
-        entry["signatures"] = {
-            "bleu": metrics.bleu(sources, references)["signature"],
-            "chrf": metrics.chrf(sources, references)["signature"]}
-    elif task == "qa":
-        entry["examples"] = len(task_data["examples"])
-        entry["baselines"] = qa_baseline(task_data)
-    else:
-        entry["examples"] = len(task_data["examples"])
-        labels = sorted({e.label for e in task_data["examples"]}
-                        | {e.label for e in (task_data.get("train") or [])})
-        entry["labels"] = labels
-        entry["baseline_data"] = task_data.get("baseline_data")
-        say("sentiment: fitting the baselines")
-        entry["baselines"] = sentiment_baselines(task_data, labels)
+    run = _SETUPS[task](entry, task_data, first, say)
     for target in targets:
         started = time.perf_counter()
         say(f"{task}: {target.label} on {entry['examples']} examples of {entry['data']}")
         try:
             client = client_for(target)
-            if task == "lm":
-                result = run_lm(client, chunks)
-            elif task == "translate":
-                result = run_translate(client, task_data)
-            elif task == "qa":
-                result = run_qa(client, task_data)
-            else:
-                result = run_sentiment(client, task_data, entry["labels"])
+            result = run(client)
         except UserError as error:
             result = {"error": str(error)}
             say(f"{task}: {target.label} failed: {error}")
@@ -408,6 +376,49 @@ def _evaluate_set(task, task_data, targets, client_for, say):
         entry["results"][target.label] = result
     return compare(entry, task)
 
+
+
+# Each evaluated task's own part of `_evaluate_set`: fills the entry (examples,
+# baselines) and returns `run(client) -> result` (the tasks: `gpt_tf.task_table`).
+def _setup_lm(entry, task_data, first, say):
+    chunks = lm_chunks(task_data["examples"], first.count_tokens,
+                       first.sequence_length, task_data["limit"])
+    entry["examples"] = len(chunks)
+    say(f"{LM}: unigram baseline on {len(chunks)} chunks")
+    entry["baselines"] = lm_baseline(task_data, chunks, first)
+    return lambda client: run_lm(client, chunks)
+
+
+def _setup_translate(entry, task_data, first, say):
+    entry["examples"] = len(task_data["examples"])
+    entry["baselines"] = translate_baseline(task_data)
+    sources = [p.source for p in task_data["examples"]]
+    references = [p.target for p in task_data["examples"]]
+    entry["signatures"] = {
+        "bleu": metrics.bleu(sources, references)["signature"],
+        "chrf": metrics.chrf(sources, references)["signature"]}
+    return lambda client: run_translate(client, task_data)
+
+
+def _setup_qa(entry, task_data, first, say):
+    entry["examples"] = len(task_data["examples"])
+    entry["baselines"] = qa_baseline(task_data)
+    return lambda client: run_qa(client, task_data)
+
+
+def _setup_sentiment(entry, task_data, first, say):
+    entry["examples"] = len(task_data["examples"])
+    labels = sorted({e.label for e in task_data["examples"]}
+                    | {e.label for e in (task_data.get("train") or [])})
+    entry["labels"] = labels
+    entry["baseline_data"] = task_data.get("baseline_data")
+    say(f"{task_table.SENTIMENT}: fitting the baselines")
+    entry["baselines"] = sentiment_baselines(task_data, labels)
+    return lambda client: run_sentiment(client, task_data, labels)
+
+
+_SETUPS = {LM: _setup_lm, task_table.TRANSLATE: _setup_translate, task_table.QA: _setup_qa,
+           task_table.SENTIMENT: _setup_sentiment}
 
 def _tuned_data(client, task):
     """The prepared data set the model was fine-tuned on for `task` (its task card), or None."""
@@ -535,9 +546,9 @@ def _evaluate_out_of_domain(report, task, name, data, limits, targets, client_fo
     # learned baselines learn from the in-domain side (see OUT_OF_DOMAIN)
     in_domain = data[task] if _is_name(data[task]) else data.get(f"{task}_train")
     baseline = None
-    if task == "lm":
+    if task == LM:
         baseline = BASELINE_TRAIN.get(name) or in_domain
-    elif task == "sentiment":
+    elif task == task_table.SENTIMENT:
         baseline = _tuned_data(client_for(targets[0]), task) or in_domain
     say(f"{task}: out of domain, loading {name}")
     ood_data = load_task_data(task, name, "test", limits.get(name, limits[task]),
@@ -675,7 +686,7 @@ def _entry_lines(task, entry, heading):
     for label in backends:
         if "error" in entry["results"][label]:
             lines.append(f"- {label}: error: {entry['results'][label]['error']}")
-    if task == "translate":
+    if task == task_table.TRANSLATE:
         lines += ["", "sacreBLEU signatures:", "",
                   f"- BLEU: `{entry['signatures']['bleu']}`",
                   f"- chrF: `{entry['signatures']['chrf']}`"]
@@ -684,14 +695,14 @@ def _entry_lines(task, entry, heading):
         if leaks:
             lines += ["", f"Translations holding a task label word or separator that the source "
                           f"lacks: {leaks}."]
-    if task == "qa":
+    if task == task_table.QA:
         rates = ", ".join(
             f"{b} {entry['results'][b]['no_answer_rate']:.1%} no answer, "
             f"{entry['results'][b].get('confidently_wrong_rate', 0):.1%} confidently wrong"
             for b in backends if "no_answer_rate" in entry["results"][b])
         lines += ["", "SQuAD v1.1 exact match and F1 in percent. Confidently wrong: an answer "
                       f"given (not 'no answer') with F1 0. {rates}."]
-    if task == "sentiment":
+    if task == task_table.SENTIMENT:
         for label in backends:
             matrix = entry["results"][label].get("confusion_matrix")
             if not matrix:

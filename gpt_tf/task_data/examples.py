@@ -36,6 +36,7 @@ import re
 
 import numpy as np
 
+from gpt_tf import task_table
 from gpt_tf.errors import UserError
 from gpt_tf.task_data import formats
 from gpt_tf.task_data.windows import text_windows
@@ -130,7 +131,7 @@ def load_records(entry):
     from gpt_tf import datasets
 
     task, path, owner = entry["task"], entry["path"], _owner(entry)
-    if task == "generate":
+    if task == task_table.GENERATE:
         docs = datasets.load_text_files(path, owner=owner)
         if entry["select"] == "all":
             return docs
@@ -139,10 +140,10 @@ def load_records(entry):
         return [p for p in paragraphs if _keep(entry, p)]
     if isinstance(path, list):
         raise UserError(f"task '{task}' takes one file, got {len(path)}")
-    if task == "translate":
+    if task == task_table.TRANSLATE:
         records = datasets.load_translation_pairs(path, format=entry["format"], owner=owner)
         return [r for r in records if _keep(entry, r.source)]
-    if task == "qa":
+    if task == task_table.QA:
         records = datasets.load_squad(path, owner=owner)
         return [r for r in records if _keep(entry, r.context)]
     records = datasets.load_sentiment(path, format=entry["format"], owner=owner)
@@ -181,65 +182,79 @@ def build_examples(entry, tokenizer, sequence_length, stats=None):
     """
     stats = {} if stats is None else stats
     records = load_records(entry)
-    count = _count_fn(tokenizer)
-    L = sequence_length
-    dropped, examples, no_answer = 0, [], 0
-    task = entry["task"]
-    if task == "translate":
-        prompts = tokenizer.encode([formats.translate_prompt(r.source) for r in records])
-        answers = tokenizer.encode([r.target for r in records])
-        for p, a in zip(prompts, answers):
-            if 1 + len(p) + len(a) + 1 > L + 1:
-                dropped += 1
-                continue
-            examples.append(TokenExample(p, a))
-    elif task == "sentiment":
-        labels = sorted({r.label for r in records})
-        label_ids = dict(zip(labels, tokenizer.encode(labels)))
-        budget = sentiment_text_budget(L, max(len(v) for v in label_ids.values()))
-        if budget < 4:
-            raise UserError(f"labels {labels} leave no room for text in a {L}-token window")
-        for record in records:
-            text = formats.strip_separators(record.text)
-            for start, end in text_windows(text, count, budget):
-                prompt = tokenizer.encode(formats.sentiment_prompt(text[start:end]))
-                examples.append(TokenExample(prompt, label_ids[record.label]))
-    elif task == "qa":
-        max_answer = int(entry["max_answer_tokens"])
-        for record in records:
-            answer = record.answers[0].text
-            answer_ids = tokenizer.encode(answer)
-            if len(answer_ids) + 1 > max_answer:
-                dropped += 1
-                continue
-            windows = qa_windows(record.context, record.question, count, L, max_answer,
-                                 int(entry["doc_stride"]))
-            if not windows:
-                dropped += 1
-                continue
-            kept = 0
-            for start, end in windows:
-                inside = [a for a in record.answers
-                          if start <= a.answer_start and a.answer_start + len(a.text) <= end]
-                if not inside:
-                    no_answer += 1
-                    continue
-                prompt = tokenizer.encode(
-                    formats.qa_prompt(record.context[start:end], record.question))
-                examples.append(TokenExample(prompt, tokenizer.encode(inside[0].text)))
-                kept += 1
-            if not kept:
-                dropped += 1
-    else:  # generate: documents in chunks of L - 1 tokens
-        for doc in records:
-            ids = tokenizer.encode(doc)
-            pieces = [ids[i:i + L - 1] for i in range(0, len(ids), L - 1)] or [[]]
-            for n, piece in enumerate(pieces):
-                if piece:
-                    examples.append(TokenExample([], piece, close=n == len(pieces) - 1))
-    stats.update(records=len(records), examples=len(examples), dropped_too_long=dropped,
-                 windows_without_answer=no_answer)
+    counts = {"dropped": 0, "no_answer": 0}
+    examples = _BUILDERS[entry["task"]](records, tokenizer, sequence_length, entry, counts)
+    stats.update(records=len(records), examples=len(examples),
+                 dropped_too_long=counts["dropped"], windows_without_answer=counts["no_answer"])
     return examples
+
+
+def _translate_examples(records, tokenizer, L, entry, counts):
+    examples = []
+    prompts = tokenizer.encode([formats.translate_prompt(r.source) for r in records])
+    answers = tokenizer.encode([r.target for r in records])
+    for p, a in zip(prompts, answers):
+        if 1 + len(p) + len(a) + 1 > L + 1:
+            counts["dropped"] += 1
+            continue
+        examples.append(TokenExample(p, a))
+    return examples
+
+
+def _sentiment_examples(records, tokenizer, L, entry, counts):
+    examples = []
+    labels = sorted({r.label for r in records})
+    label_ids = dict(zip(labels, tokenizer.encode(labels)))
+    budget = sentiment_text_budget(L, max(len(v) for v in label_ids.values()))
+    if budget < 4:
+        raise UserError(f"labels {labels} leave no room for text in a {L}-token window")
+    count = _count_fn(tokenizer)
+    for record in records:
+        text = formats.strip_separators(record.text)
+        for start, end in text_windows(text, count, budget):
+            prompt = tokenizer.encode(formats.sentiment_prompt(text[start:end]))
+            examples.append(TokenExample(prompt, label_ids[record.label]))
+    return examples
+
+
+def _qa_examples(records, tokenizer, L, entry, counts):
+    examples, count = [], _count_fn(tokenizer)
+    max_answer = int(entry["max_answer_tokens"])
+    for record in records:
+        answer_ids = tokenizer.encode(record.answers[0].text)
+        windows = [] if len(answer_ids) + 1 > max_answer else qa_windows(
+            record.context, record.question, count, L, max_answer, int(entry["doc_stride"]))
+        kept = 0
+        for start, end in windows:
+            inside = [a for a in record.answers
+                      if start <= a.answer_start and a.answer_start + len(a.text) <= end]
+            if not inside:
+                counts["no_answer"] += 1
+                continue
+            prompt = tokenizer.encode(
+                formats.qa_prompt(record.context[start:end], record.question))
+            examples.append(TokenExample(prompt, tokenizer.encode(inside[0].text)))
+            kept += 1
+        if not kept:
+            counts["dropped"] += 1
+    return examples
+
+
+def _generate_examples(records, tokenizer, L, entry, counts):
+    # Documents in chunks of L - 1 tokens.
+    examples = []
+    for doc in records:
+        ids = tokenizer.encode(doc)
+        pieces = [ids[i:i + L - 1] for i in range(0, len(ids), L - 1)] or [[]]
+        for n, piece in enumerate(pieces):
+            if piece:
+                examples.append(TokenExample([], piece, close=n == len(pieces) - 1))
+    return examples
+
+
+# Each task's own example builder (the tasks: `gpt_tf.task_table`).
+_BUILDERS = {task_table.TRANSLATE: _translate_examples, task_table.SENTIMENT: _sentiment_examples,
+             task_table.QA: _qa_examples, task_table.GENERATE: _generate_examples}
 
 
 def _weighted(examples, weight, seed):

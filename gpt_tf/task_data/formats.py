@@ -6,12 +6,9 @@ user-defined symbols, so they are matched when they appear in a string and
 `encode(prompt + answer) == encode(prompt) + encode(answer)` always holds at a
 separator boundary (`tests/test_tasks_data.py` checks it).
 
-| task        | prompt                                              | answer        |
-|-------------|-----------------------------------------------------|---------------|
-| `translate` | `<|source|>{source}<|target|>`                      | `{target}`    |
-| `qa`        | `<|context|>{context}<|question|>{question}<|answer|>` | `{answer}` |
-| `sentiment` | `<|text|>{text}<|label|>`                           | `{label}`     |
-| `generate`  | (empty)                                             | `{text}`      |
+The prompts are the templates of `gpt_tf.task_table` (the table of tasks);
+the answers are a translation's `{target}`, a question's `{answer}`, a text's
+`{label}`, and for `generate` the `{text}` itself (with an empty prompt).
 
 In training and at inference the token sequence is `[end_of_text] + prompt
 + answer + [end_of_text]`.
@@ -19,24 +16,18 @@ In training and at inference the token sequence is `[end_of_text] + prompt
 
 import dataclasses
 
+from gpt_tf import task_table
 from gpt_tf.errors import UserError
+from gpt_tf.task_table import ANSWER, CONTEXT, LABEL, QUESTION, SOURCE, TARGET, TEXT
 from gpt_tf.validation import check_text, check_texts
 
-TASKS = ("translate", "qa", "sentiment", "generate")
-
-SOURCE, TARGET = "<|source|>", "<|target|>"
-CONTEXT, QUESTION, ANSWER = "<|context|>", "<|question|>", "<|answer|>"
-TEXT, LABEL = "<|text|>", "<|label|>"
+TASKS = task_table.NAMES
 _ALL_SEPARATORS = ("<|sep|>", SOURCE, TARGET, CONTEXT, QUESTION, ANSWER, TEXT, LABEL,
                    "<|endoftext|>", "<|pad|>", "<|unk|>")
 
 # Signature names and templates for `gpt_tf.export.tasks` (written to a
 # fine-tuning run's `export_tasks.json`).
-EXPORT_TEMPLATES = {
-    "translate": SOURCE + "{source}" + TARGET,
-    "qa": CONTEXT + "{context}" + QUESTION + "{question}" + ANSWER,
-    "sentiment": TEXT + "{text}" + LABEL,
-}
+EXPORT_TEMPLATES = {task.name: task.template for task in task_table.TASKS if task.export}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,16 +101,22 @@ def cut_at_separator(text):
     return text[:cut]
 
 
+def task_prompt(task, **fields):
+    """The prompt of `task` (its template in `gpt_tf.task_table`) with the user's fields."""
+    return task_table.task(task).template.format(
+        **{key: strip_separators(value) for key, value in fields.items()})
+
+
 def translate_prompt(source):
-    return SOURCE + strip_separators(source) + TARGET
+    return task_prompt(task_table.TRANSLATE, source=source)
 
 
 def qa_prompt(context, question):
-    return CONTEXT + strip_separators(context) + QUESTION + strip_separators(question) + ANSWER
+    return task_prompt(task_table.QA, context=context, question=question)
 
 
 def sentiment_prompt(text):
-    return TEXT + strip_separators(text) + LABEL
+    return task_prompt(task_table.SENTIMENT, text=text)
 
 
 def check_task(task):

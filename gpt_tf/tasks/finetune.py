@@ -19,6 +19,7 @@ strategies, LoRA via `train.lora_rank`).
 import json
 import os
 
+from gpt_tf import task_table
 from gpt_tf.config import apply_overrides
 from gpt_tf.errors import UserError
 from gpt_tf.task_card import TASK_CARD, read_task_card, write_task_card  # noqa: F401  (re-exported)
@@ -36,9 +37,6 @@ EXPORT_TASKS_FILE = "export_tasks.json"
 CARD_FORMAT_VERSION = 1
 DEFAULT_HOLDOUT = 0.1
 
-# Data set task (gpt_tf.datasets.registry) that each fine-tuning task reads.
-_DATASET_TASK = {"translate": "translation", "qa": "question-answering",
-                 "sentiment": "sentiment", "generate": "language-modeling"}
 
 
 def parse_task_arg(text, flag="--task"):
@@ -98,7 +96,7 @@ def _locate(task, source, what, cache_dir=None):
 
     if os.path.exists(source):
         path = os.path.abspath(source)
-        if os.path.isdir(path) and task != "generate":
+        if os.path.isdir(path) and task != task_table.GENERATE:
             raise UserError(f"{what}: '{source}' is a folder; {task} data is one file (see "
                             "docs/DATASETS.md, 'Bringing your own data')")
         return "file", path, None
@@ -108,9 +106,9 @@ def _locate(task, source, what, cache_dir=None):
         raise UserError(f"{what}: '{source}' is neither a file nor a data set; data sets: "
                         f"{', '.join(registry.list_names())}") from None
     registry.check_trainable(source, what)
-    if spec.task != _DATASET_TASK[task]:
+    if spec.task != task_table.task(task).data_kind:
         raise UserError(f"{what}: data set '{source}' is for {spec.task}, not {task}")
-    if task == "generate":
+    if task == task_table.GENERATE:
         files = datasets.lm_split_files(source, cache_dir)
         return "set", source, {"train": files["train"], "validation": files["validation"]}
     return "set", source, datasets.split_paths(source, cache_dir)
@@ -139,7 +137,7 @@ def resolve_validation(task, source, train_spec, labels=None, cache_dir=None):
     records = load_records(check_spec([spec])[0])
     if not records:
         raise UserError(f"{what}: it holds no {task} examples")
-    if task == "sentiment" and labels is not None:
+    if task_table.task(task).labelled and labels is not None:
         unknown = sorted({r.label for r in records} - set(labels))
         if unknown:
             raise UserError(f"{what}: labels {unknown} are not in the training data "
@@ -163,7 +161,7 @@ def resolve_task(task, source, holdout_fraction=DEFAULT_HOLDOUT, cache_dir=None,
         `(train_spec, validation_spec_or_None, card_entry)`.
     """
     extra = {}
-    if task == "qa":
+    if task == task_table.QA:
         extra = {"doc_stride": DEFAULT_DOC_STRIDE, "max_answer_tokens": DEFAULT_MAX_ANSWER_TOKENS}
     card = {"data": source, **extra}
     kind, located, paths = _locate(task, source, f"--task {task}={source}", cache_dir)
@@ -176,16 +174,16 @@ def resolve_task(task, source, holdout_fraction=DEFAULT_HOLDOUT, cache_dir=None,
         base = {"task": task, "name": located, **extra}
         train = {**base, "path": paths["train"], "weight": weight}
         validation = {**base, "path": paths["validation"]} if paths.get("validation") else None
-        if task == "translate":
+        if task == task_table.TRANSLATE:
             from gpt_tf.datasets import registry
 
             card["source_language"], card["target_language"] = (
                 registry.translation_languages(source) or (None, None))
-    if task == "sentiment":
+    if task_table.task(task).labelled:
         records = load_records(check_spec([train])[0])
         card["labels"] = sorted({r.label for r in records})
         if len(card["labels"]) < 2:
-            raise UserError(f"--task sentiment={source}: the data has one label "
+            raise UserError(f"--task {task}={source}: the data has one label "
                             f"({card['labels']}); a classifier needs two or more")
     else:
         load_records(check_spec([train])[0])  # fail now, not at step 0 of training
@@ -196,19 +194,19 @@ def export_task_dicts(card, sequence_length):
     """`export_tasks.json` entries (`gpt_tf.export.tasks` format) for the tuned tasks."""
     limit = max(1, sequence_length // 2)
     out = []
-    tasks = card["tasks"]
-    if "translate" in tasks:
-        out.append({"kind": "generate", "name": "translate", "inputs": ["source"],
-                    "template": formats.EXPORT_TEMPLATES["translate"], "output": "translation",
-                    "max_new_tokens": min(128, limit)})
-    if "qa" in tasks:
-        out.append({"kind": "generate", "name": "answer", "inputs": ["context", "question"],
-                    "template": formats.EXPORT_TEMPLATES["qa"], "output": "answer",
-                    "max_new_tokens": min(tasks["qa"].get("max_answer_tokens", 32), limit)})
-    if "sentiment" in tasks:
-        out.append({"kind": "classify", "name": "classify", "input": "text",
-                    "template": formats.EXPORT_TEMPLATES["sentiment"],
-                    "labels": list(tasks["sentiment"]["labels"])})
+    for task in task_table.TASKS:
+        spec, entry = task.export, card["tasks"].get(task.name)
+        if spec is None or entry is None:
+            continue
+        if spec.kind == "classify":
+            out.append({"kind": "classify", "name": spec.signature, "input": spec.inputs[0],
+                        "template": task.template, "labels": list(entry["labels"])})
+            continue
+        cap = entry.get("max_answer_tokens", spec.max_new_tokens) if spec.card_cap \
+            else spec.max_new_tokens
+        out.append({"kind": "generate", "name": spec.signature, "inputs": list(spec.inputs),
+                    "template": task.template, "output": spec.output,
+                    "max_new_tokens": min(cap, limit)})
     return out
 
 

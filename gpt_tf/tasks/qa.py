@@ -14,6 +14,7 @@ import difflib
 import numbers
 import re
 
+from gpt_tf import task_table
 from gpt_tf.errors import UserError
 from gpt_tf.task_data import formats
 from gpt_tf.task_data.examples import DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_TOKENS, qa_windows
@@ -25,7 +26,7 @@ _BATCH = 16
 
 def qa_settings(client, max_answer_tokens=None, doc_stride=None):
     """`(max_answer_tokens, doc_stride)`: the arguments, else the model's card, else defaults."""
-    info = ((client.task_card or {}).get("tasks") or {}).get("qa") or {}
+    info = ((client.task_card or {}).get("tasks") or {}).get(task_table.QA) or {}
     for value, name in ((max_answer_tokens, "max_answer_tokens"), (doc_stride, "doc_stride")):
         if value is not None and (isinstance(value, bool)
                                   or not isinstance(value, numbers.Integral)):

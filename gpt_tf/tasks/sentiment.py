@@ -7,6 +7,7 @@ the chunks' probabilities averaged.
 
 import math
 
+from gpt_tf import task_table
 from gpt_tf.errors import UserError
 from gpt_tf.task_data import formats
 from gpt_tf.task_data.examples import sentiment_text_budget
@@ -31,11 +32,11 @@ def model_labels(client, labels=None):
         return labels
     card = client.task_card or {}
     tasks = card.get("tasks", {})
-    if card and "sentiment" not in tasks and not card.get("partial"):
+    if card and task_table.SENTIMENT not in tasks and not card.get("partial"):
         raise UserError(f"{client.describe()} was not fine-tuned for sentiment (its tasks: "
                         f"{', '.join(tasks) or 'none'}); fine-tune one with "
                         "`gpt-tf finetune --task sentiment=sentiment-en`")
-    found = (tasks.get("sentiment") or {}).get("labels")
+    found = (tasks.get(task_table.SENTIMENT) or {}).get("labels")
     return list(found) if found else list(DEFAULT_LABELS)
 
 

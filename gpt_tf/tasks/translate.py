@@ -10,6 +10,7 @@ that label word (`clean_translation`).
 
 import re
 
+from gpt_tf import task_table
 from gpt_tf.errors import UserError
 from gpt_tf.task_data import formats
 from gpt_tf.task_data.windows import text_windows
@@ -22,11 +23,11 @@ def model_pair(client):
     """The `(source, target)` language keys the model was tuned for (default en->fr)."""
     card = client.task_card or {}
     tasks = card.get("tasks", {})
-    if card and "translate" not in tasks and not card.get("partial"):
+    if card and task_table.TRANSLATE not in tasks and not card.get("partial"):
         raise UserError(f"{client.describe()} was not fine-tuned for translation (its tasks: "
                         f"{', '.join(tasks) or 'none'}); fine-tune one with "
                         "`gpt-tf finetune --task translate=mt-en-fr`")
-    info = tasks.get("translate") or {}
+    info = tasks.get(task_table.TRANSLATE) or {}
     if info.get("source_language") and info.get("target_language"):
         return info["source_language"], info["target_language"]
     return DEFAULT_PAIR
@@ -54,7 +55,8 @@ def check_pair(client, source_language, target_language):
 def label_words(client):
     """The sentiment label words of a multi-task model (lower case), else ()."""
     card = client.task_card or {}
-    labels = ((card.get("tasks") or {}).get("sentiment") or {}).get("labels") or ()
+    labelled = task_table.labelled_task().name
+    labels = ((card.get("tasks") or {}).get(labelled) or {}).get("labels") or ()
     return tuple(label.lower() for label in labels if label.strip())
 
 
