@@ -657,7 +657,7 @@ def _summary_table(report):
 def _entry_lines(task, entry, heading):
     backends = list(entry["results"])
     lines = [heading, "", f"Data: {entry['data']}, {entry['examples']} "
-             f"{'chunks' if task == 'lm' else 'examples'}."
+             f"{'chunks' if task == LM else 'examples'}."
              + (f" Domain: {entry['domain']}." if entry.get("domain") else "")
              + (f" Learned baselines trained on `{entry['baseline_data']}` (train split)."
                 if entry.get("baseline_data") else ""), ""]
