@@ -14,10 +14,10 @@ without the lookahead, which is exact. keras-hub's BytePairTokenizer
 approximates it differently and disagrees with Hugging Face on whitespace runs.
 """
 
-import json
 import os
 
 from gpt_tf.errors import UserError
+from gpt_tf.files import read_json
 
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
@@ -63,12 +63,7 @@ def read_vocab_and_merges(directory, vocab_file=VOCAB_FILE, merges_file=MERGES_F
         if not os.path.isfile(path):
             raise UserError(f"'{path}' not found; a GPT-2 tokenizer needs {vocab_file} and "
                             f"{merges_file} side by side")
-    try:
-        with open(vocab_path, encoding="utf-8") as handle:
-            vocab = json.load(handle)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"'{vocab_path}' is not a JSON vocabulary ({error}); "
-                        "restore it from the checkpoint's source") from None
+    vocab = read_json(vocab_path, "restore it from the checkpoint's source")
     if (not isinstance(vocab, dict) or not vocab
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in vocab.values())):
         raise UserError(f"'{vocab_path}' must map tokens to integer ids")

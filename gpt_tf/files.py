@@ -9,6 +9,7 @@ finished. A leaf module: standard library (and `gpt_tf.errors`) only.
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -82,3 +83,19 @@ def sha256_file(path, chunk_size=1 << 20):
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_json(path, fix):
+    """A JSON file's value; a missing, non-UTF-8 or non-JSON file is a `UserError`.
+
+    Args:
+        path: the file.
+        fix: what the user should do, appended to the message.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"'{path}' not found; {fix}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"'{path}' is not valid JSON ({error}); {fix}") from None

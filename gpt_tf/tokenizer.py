@@ -183,15 +183,7 @@ class Tokenizer:
         return MODEL_FILE
 
     def save_metadata(self, directory):
-        meta = {
-            "kind": self.kind,
-            "vocab_size": self.vocab_size,
-            "pad_id": self.pad_id,
-            "end_of_text_id": self.end_of_text_id,
-            "separators": self.separator_ids,
-        }
-        with open(os.path.join(directory, META_FILE), "w") as handle:
-            json.dump(meta, handle, indent=2)
+        _write_metadata(directory, self)
 
     def encode(self, text):
         """Text (str or list of str) -> list of ids (or list of lists)."""
@@ -294,18 +286,9 @@ class BytePairTokenizer:
         return HOST_BPE_FILE
 
     def save_metadata(self, directory):
-        meta = {
-            "kind": self.kind,
-            "vocab_size": self.vocab_size,
-            "pad_id": self.pad_id,
-            "end_of_text_id": self.end_of_text_id,
-            "separators": self.separator_ids,
-            "special_tokens": {"pad": self.pad_token, "end_of_text": self.end_of_text_token,
-                               "separators": [self._pieces[self.separator_ids[s]]
-                                              for s in SEPARATORS]},
-        }
-        with open(os.path.join(directory, META_FILE), "w") as handle:
-            json.dump(meta, handle, indent=2)
+        _write_metadata(directory, self, special_tokens={
+            "pad": self.pad_token, "end_of_text": self.end_of_text_token,
+            "separators": [self._pieces[self.separator_ids[s]] for s in SEPARATORS]})
 
     def encode(self, text):
         """Text (str or list of str) -> list of ids (or list of lists)."""
@@ -336,3 +319,12 @@ class BytePairTokenizer:
 
     def detokenize(self, ids):
         return self.graph_tokenizer.detokenize(ids)
+
+
+def _write_metadata(directory, tokenizer, **extra):
+    """`tokenizer.json`: the kind, the vocabulary size and the special ids (+ `extra`)."""
+    meta = {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
+            "pad_id": tokenizer.pad_id, "end_of_text_id": tokenizer.end_of_text_id,
+            "separators": tokenizer.separator_ids, **extra}
+    with open(os.path.join(directory, META_FILE), "w") as handle:
+        json.dump(meta, handle, indent=2)

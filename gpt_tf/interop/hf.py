@@ -10,6 +10,7 @@ import json
 import os
 
 from gpt_tf.errors import UserError
+from gpt_tf.files import read_json
 from gpt_tf.interop import gpt2
 from gpt_tf.interop.safetensors_io import read_safetensors
 
@@ -21,14 +22,8 @@ CONFIG_FILE = "config.json"
 def read_hf_config(directory):
     """`config.json` as a dict, checked to be GPT-2's."""
     path = os.path.join(directory, CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise UserError(f"'{path}' not found; pass a folder written by save_pretrained "
-                        f"(config.json, {WEIGHTS_FILE}, vocab.json, merges.txt)")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"'{path}' is not valid JSON ({error})") from None
+    config = read_json(path, "pass a folder written by save_pretrained (config.json, "
+                             f"{WEIGHTS_FILE}, vocab.json, merges.txt)")
     if not isinstance(config, dict):
         raise UserError(f"'{path}' must hold a JSON object")
     model_type = config.get("model_type")

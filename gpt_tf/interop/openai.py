@@ -5,12 +5,12 @@ Conv1D weights carry a leading axis of 1 (`[1, in, out]`); names are
 `model/h{i}/attn/c_attn/w`, `model/ln_f/g`, ... (`g`/`b` for LayerNorm).
 """
 
-import json
 import os
 
 import numpy as np
 
 from gpt_tf.errors import UserError
+from gpt_tf.files import read_json
 from gpt_tf.interop import gpt2
 
 _PARTS = {"ln_1/g": "ln_1.weight", "ln_1/b": "ln_1.bias", "attn/c_attn/w": "attn.c_attn.weight",
@@ -18,19 +18,10 @@ _PARTS = {"ln_1/g": "ln_1.weight", "ln_1/b": "ln_1.bias", "attn/c_attn/w": "attn
           "attn/c_proj/b": "attn.c_proj.bias", "ln_2/g": "ln_2.weight", "ln_2/b": "ln_2.bias",
           "mlp/c_fc/w": "mlp.c_fc.weight", "mlp/c_fc/b": "mlp.c_fc.bias",
           "mlp/c_proj/w": "mlp.c_proj.weight", "mlp/c_proj/b": "mlp.c_proj.bias"}
+_LAYOUT = ("pass the folder of OpenAI's GPT-2 release (hparams.json, model.ckpt.*, "
+           "encoder.json, vocab.bpe)")
 _TOP = {"model/wte": "wte.weight", "model/wpe": "wpe.weight", "model/ln_f/g": "ln_f.weight",
         "model/ln_f/b": "ln_f.bias"}
-
-
-def _read_json(path, what):
-    if not os.path.isfile(path):
-        raise UserError(f"'{path}' not found; an OpenAI GPT-2 folder has hparams.json, "
-                        "model.ckpt.*, encoder.json and vocab.bpe")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"'{path}' is not valid JSON ({error}); restore the {what}") from None
 
 
 def read_checkpoint(directory):
@@ -69,7 +60,7 @@ def import_openai(directory, run_dir):
     """Imports OpenAI's GPT-2 release layout as a gpt-tf run directory."""
     if not os.path.isdir(directory):
         raise UserError(f"'{directory}' is not a folder; pass OpenAI's GPT-2 model folder")
-    hparams = _read_json(os.path.join(directory, "hparams.json"), "hyperparameters")
+    hparams = read_json(os.path.join(directory, "hparams.json"), _LAYOUT)
     if not isinstance(hparams, dict):
         raise UserError(f"'{os.path.join(directory, 'hparams.json')}' must hold an object")
     model_config = gpt2.model_config_from_hparams(
