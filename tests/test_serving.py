@@ -36,6 +36,21 @@ def _copy_version(source, model_dir, version):
     return os.path.join(model_dir, str(version))
 
 
+def managed_copy(bundle_path, model_dir, poll_seconds=None):
+    """Version 1 of `bundle_path` copied into `model_dir`, loaded by a new `ModelManager`
+    (polling every `poll_seconds` if given) that has it AVAILABLE."""
+    from gpt_tf.serving.models import ModelManager, ModelSpec
+
+    os.makedirs(model_dir, exist_ok=True)
+    _copy_version(bundle_path, str(model_dir), 1)
+    manager = ModelManager([ModelSpec("tiny", str(model_dir))], warmup=False)
+    manager.poll_once()
+    assert manager.wait_until_available("tiny")
+    if poll_seconds:
+        manager.start_polling(poll_seconds)
+    return manager
+
+
 @pytest.fixture(scope="module")
 def server(bundle, tmp_path_factory):
     from gpt_tf.export.bundle import write_serving_bundle
@@ -355,15 +370,10 @@ def _wait(predicate, timeout=60.0):
 
 
 def test_hot_swap_keeps_serving_through_bad_versions(bundle, tmp_path):
-    from gpt_tf.serving.models import ModelManager, ModelSpec
     from gpt_tf.serving.server import ModelServer
 
     model_dir = tmp_path / "tiny"
-    os.makedirs(model_dir)
-    _copy_version(bundle["path"], str(model_dir), 1)
-    manager = ModelManager([ModelSpec("tiny", str(model_dir))], warmup=False)
-    manager.poll_once()
-    manager.start_polling(0.1)
+    manager = managed_copy(bundle["path"], model_dir, poll_seconds=0.1)
     srv = ModelServer(manager, port=0).start()
     client = ServingClient(srv.url, "tiny")
     states = lambda: {s["version"]: s for s in client.status()["model_version_status"]}  # noqa
@@ -413,15 +423,10 @@ def test_hot_swap_keeps_serving_through_bad_versions(bundle, tmp_path):
 def test_out_of_order_copy_and_removals_fail_no_request(bundle, tmp_path):
     """Issue 15: a copy lands out of order while the old version is removed, then the
     newest is removed; a client sending all along never fails."""
-    from gpt_tf.serving.models import ModelManager, ModelSpec
     from gpt_tf.serving.server import ModelServer
 
     model_dir = tmp_path / "tiny"
-    os.makedirs(model_dir)
-    _copy_version(bundle["path"], str(model_dir), 1)
-    manager = ModelManager([ModelSpec("tiny", str(model_dir))], warmup=False)
-    manager.poll_once()
-    manager.start_polling(0.1)
+    manager = managed_copy(bundle["path"], model_dir, poll_seconds=0.1)
     srv = ModelServer(manager, port=0).start()
     client = ServingClient(srv.url, "tiny")
     states = lambda: {s["version"]: s for s in client.status()["model_version_status"]}  # noqa

@@ -20,23 +20,15 @@ from gpt_tf.serving.batching import (
 )
 from gpt_tf.serving.client import GrpcServingClient, ServingClient
 from tests.test_export import PROMPTS, exported_bundle
-from tests.test_serving import _copy_version, _raw
+from tests.test_serving import _raw, managed_copy
 
 ALLOWED = (1, 2, 4, 8)
 
 
 @pytest.fixture(scope="module")
 def manager(trained_run, tmp_path_factory):
-    from gpt_tf.serving.models import ModelManager, ModelSpec
-
     bundle = exported_bundle(trained_run, tmp_path_factory)
-    base = tmp_path_factory.mktemp("batching") / "tiny"
-    base.mkdir()
-    _copy_version(bundle["path"], str(base), 1)
-    manager = ModelManager([ModelSpec("tiny", str(base))], warmup=False)
-    manager.poll_once()
-    assert manager.wait_until_available("tiny")
-    return manager
+    return managed_copy(bundle["path"], tmp_path_factory.mktemp("batching") / "tiny")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from gpt_tf.serving.client import GrpcServingClient, ServingClient
 from gpt_tf.serving.errors import ServingError
 from tests.test_export import exported_bundle
-from tests.test_serving import _copy_version, _raw
+from tests.test_serving import _raw, managed_copy
 
 INJECTION = "/v1/models/x%22%7D%201%0Ainjected_metric%7Bowner%3D%22attacker"
 METRICS = "/monitoring/prometheus/metrics"
@@ -36,15 +36,7 @@ def bundle(trained_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def manager(bundle, tmp_path_factory):
-    from gpt_tf.serving.models import ModelManager, ModelSpec
-
-    base = tmp_path_factory.mktemp("limits") / "tiny"
-    base.mkdir()
-    _copy_version(bundle["path"], str(base), 1)
-    manager = ModelManager([ModelSpec("tiny", str(base))], warmup=False)
-    manager.poll_once()
-    assert manager.wait_until_available("tiny")
-    return manager
+    return managed_copy(bundle["path"], tmp_path_factory.mktemp("limits") / "tiny")
 
 
 def _serve(manager, **overrides):
