@@ -89,10 +89,16 @@ def read_vocab_and_merges(directory, vocab_file=VOCAB_FILE, merges_file=MERGES_F
     if missing:
         raise UserError(f"'{vocab_path}' lacks {len(missing)} of the 256 byte symbols "
                         "(e.g. {!r}); not a byte-level BPE vocabulary".format(sorted(missing)[0]))
+    seen = set()
     for a, b in merges:
-        if a + b not in vocab:
-            raise UserError(f"'{merges_path}': merge '{a} {b}' makes '{a + b}', which is not in "
-                            f"{vocab_file}; the two files do not belong together")
+        for token in (a, b, a + b):
+            if token not in vocab:
+                raise UserError(f"'{merges_path}': merge '{a} {b}' needs '{token}', which is not "
+                                f"in {vocab_file}; the two files do not belong together")
+        if (a, b) in seen:
+            raise UserError(f"'{merges_path}': merge '{a} {b}' is listed twice; each pair "
+                            "must have one rank")
+        seen.add((a, b))
     return vocab, merges
 
 

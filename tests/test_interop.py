@@ -108,6 +108,19 @@ def test_bad_tokenizer_files_are_named(tmp_path):
     (tmp_path / "merges.txt").write_text("#version: 0.2\nq z\n", encoding="utf-8")
     with pytest.raises(UserError, match="do not belong together"):
         read_vocab_and_merges(str(tmp_path))
+    vocab = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    made = next(t for t in vocab if len(t) == 2)  # a merged token: its halves are in the vocab
+    (tmp_path / "merges.txt").write_text(f"{made[0]} {made[1]}\n{made[0]} {made[1]}\n",
+                                         encoding="utf-8")
+    with pytest.raises(UserError, match="listed twice"):  # the graph tokenizer's table needs one rank
+        read_vocab_and_merges(str(tmp_path))
+    # 'ĀāĂ' (bytes 0, 1, 2) is in the vocabulary but 'Āā' is not: the merge 'Āā Ă' cannot apply.
+    assert "Āā" not in vocab
+    vocab["ĀāĂ"] = len(vocab)
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (tmp_path / "merges.txt").write_text("Āā Ă\n", encoding="utf-8")
+    with pytest.raises(UserError, match="needs 'Āā'"):
+        read_vocab_and_merges(str(tmp_path))
     (tmp_path / "vocab.json").write_text('{"a": 0}', encoding="utf-8")
     with pytest.raises(UserError, match="256 byte symbols"):
         read_vocab_and_merges(str(tmp_path))
@@ -391,6 +404,39 @@ def test_damaged_or_missing_files_are_refused(tmp_path, capsys):
     os.remove(folder / "merges.txt")
     _refused(capsys, folder, out, "merges.txt")
     _refused(capsys, tmp_path / "nowhere", out, "not a folder")
+
+
+def test_keras_hub_preset_made_from_a_hf_folder_imports(imported, hf_dir, bpe, tmp_path):
+    # keras-hub keeps merges.txt's '#version: 0.2' line among its merges; it is no merge.
+    import keras_hub
+
+    from gpt_tf.cli import main
+
+    preset = str(tmp_path / "preset")
+    keras_hub.models.GPT2CausalLM.from_preset(hf_dir).save_to_preset(preset)
+    assert keras_hub.models.Tokenizer.from_preset(preset).merges[0].startswith("#version:")
+    run_dir = str(tmp_path / "run")
+    assert main(["import", "keras-hub", preset, "--run-dir", run_dir]) == 0
+    ids = bpe.encode("Now is the winter of our discontent")
+    np.testing.assert_allclose(_logits(run_dir, ids), _logits(imported, ids), atol=1e-6)
+
+
+def test_malformed_hparams_and_safetensors_entries_are_refused(tmp_path):
+    from gpt_tf.interop.gpt2 import model_config_from_hparams
+    from gpt_tf.interop.safetensors_io import read_safetensors
+
+    hparams = {"n_embd": 16, "n_head": 2, "n_layer": 2, "n_positions": 32, "vocab_size": 300}
+    for key, value in (("resid_pdrop", "0.1"), ("layer_norm_epsilon", None), ("n_inner", 2.5)):
+        with pytest.raises(UserError, match=key):
+            model_config_from_hparams(dict(hparams, **{key: value}), "config.json")
+    path = tmp_path / "bad.safetensors"
+    for entry in ({"dtype": "F32", "shape": [2 ** 32, 2 ** 32], "data_offsets": [0, 0]},  # wraps
+                  {"dtype": "F32", "shape": [0, 2 ** 70], "data_offsets": [0, 0]},
+                  {"dtype": "F32", "shape": "1", "data_offsets": [0, 4]}):
+        header = json.dumps({"a": entry}).encode()
+        path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4)
+        with pytest.raises(UserError, match="not a valid safetensors file"):
+            read_safetensors(str(path))
 
 
 def test_keras_hub_sources_that_cannot_load_are_named(tmp_path, capsys):

@@ -216,10 +216,16 @@ def model_config_from_hparams(hparams, source):
     hidden, heads = need("n_embd"), need("n_head")
     if hidden % heads:
         raise UserError(f"'{source}': n_embd {hidden} is not divisible by n_head {heads}")
-    inner = hparams.get("n_inner") or 4 * hidden
-    dropout = float(hparams.get("resid_pdrop", 0.1))
+    inner = need("n_inner") if hparams.get("n_inner") is not None else 4 * hidden
+
+    def number(key, default):
+        value = hparams.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"'{source}': {key} must be a number, got {value!r}")
+        return float(value)
+
     return {"vocab_size": need("vocab_size", "n_vocab"),
             "sequence_length": need("n_positions", "n_ctx"),
             "num_layers": need("n_layer"), "hidden_dim": hidden, "num_heads": heads,
-            "intermediate_dim": int(inner), "dropout": dropout,
-            "layer_norm_epsilon": float(hparams.get("layer_norm_epsilon", 1e-5))}
+            "intermediate_dim": inner, "dropout": number("resid_pdrop", 0.1),
+            "layer_norm_epsilon": number("layer_norm_epsilon", 1e-5)}

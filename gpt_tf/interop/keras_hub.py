@@ -107,7 +107,8 @@ def import_keras_hub(source, run_dir):
     """Imports a keras-hub GPT-2 preset (a directory, or a preset name when online)."""
     backbone, tokenizer = _load_preset(source)
     vocab = dict(tokenizer.vocabulary)
-    merges = [tuple(m.split(" ")) for m in tokenizer.merges]
+    # keras-hub keeps merges.txt's "#version: 0.2" header line in `merges` (and skips it).
+    merges = [tuple(m.split(" ")) for m in tokenizer.merges if "#version:" not in m]
     if any(len(m) != 2 for m in merges):
         raise UserError(f"'{source}': the tokenizer's merges are not GPT-2 pairs")
     model_config = {"vocab_size": backbone.vocabulary_size,

@@ -8,6 +8,7 @@ corrupt file is a one-line error, never a crash or a silent misread.
 """
 
 import json
+import math
 import os
 
 import numpy as np
@@ -55,13 +56,16 @@ def read_safetensors(path):
                 continue
             try:
                 dtype = _DTYPES[entry["dtype"]]
-                shape = [int(d) for d in entry["shape"]]
-                begin, end = (int(o) for o in entry["data_offsets"])
+                shape, offsets = list(entry["shape"]), list(entry["data_offsets"])
+                if not all(type(n) is int for n in shape + offsets):
+                    raise TypeError("non-integer shape or offsets")
+                begin, end = offsets
             except (KeyError, TypeError, ValueError):
                 raise bad(f"tensor '{name}' has an unsupported or malformed entry "
                           f"{str(entry)[:80]}") from None
-            count = int(np.prod(shape)) if shape else 1
-            if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_size \
+            count = math.prod(shape)  # exact: np.prod would wrap around on huge shapes
+            if min(shape, default=0) < 0 or max(shape, default=0) >= 2 ** 62 \
+                    or not 0 <= begin <= end <= data_size \
                     or end - begin != count * np.dtype(dtype).itemsize:
                 raise bad(f"tensor '{name}' (shape {shape}, offsets {begin}..{end}) does not fit "
                           f"the {data_size} data bytes")
