@@ -4,12 +4,12 @@ Host side, the `tokenizers` library (Hugging Face's own implementation, so host
 ids are Hugging Face ids). In graph (`tf.data`, SavedModel signatures), the same
 algorithm written with TensorFlow and tensorflow-text ops (`gpt_tf/byte_bpe_graph.py`), tested id for id
 against the host on text with whitespace runs, tabs, newlines, Chinese, emoji
-and control characters (`tests/test_byte_bpe.py`).
+and control characters (`tests/test_interop.py`).
 
 GPT-2 pre-splits text with a regex whose `\\s+(?!\\S)` needs a lookahead, which
 RE2 (TensorFlow's regex engine) lacks. Its effect is that a whitespace run
 followed by a non-space gives up its last character to what follows. The graph
-path makes that split explicitly (`_pieces`) and then applies the pattern
+path makes that split explicitly (`GraphBytePairTokenizer._words`) and then applies the pattern
 without the lookahead, which is exact. keras-hub's BytePairTokenizer
 approximates it differently and disagrees with Hugging Face on whitespace runs.
 """

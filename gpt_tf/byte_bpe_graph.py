@@ -1,6 +1,6 @@
 """GPT-2's byte-level BPE in graph: TensorFlow and tensorflow-text ops, saveable.
 
-Imported lazily by `gpt_tf.byte_bpe.graph_tokenizer` (the host side needs no
+Imported lazily by `gpt_tf.tokenizer.BytePairTokenizer.graph_tokenizer` (the host side needs no
 TensorFlow). See `gpt_tf.byte_bpe` for why the pre-tokenizer is written the
 way it is.
 """
