@@ -437,6 +437,11 @@ def test_malformed_hparams_and_safetensors_entries_are_refused(tmp_path):
         path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4)
         with pytest.raises(UserError, match="not a valid safetensors file"):
             read_safetensors(str(path))
+    from gpt_tf.interop.hf import read_hf_weights
+
+    (tmp_path / "model.safetensors.index.json").write_text('{"weight_map": {"wte.weight": 1}}')
+    with pytest.raises(UserError, match="not a safetensors index"):
+        read_hf_weights(str(tmp_path))
 
 
 def test_keras_hub_sources_that_cannot_load_are_named(tmp_path, capsys):

@@ -43,6 +43,8 @@ def read_hf_weights(directory):
         try:
             with open(index, encoding="utf-8") as handle:
                 shards = sorted(set(json.load(handle)["weight_map"].values()))
+            if not all(isinstance(shard, str) for shard in shards):
+                raise TypeError("weight_map values must be file names")
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise UserError(f"'{index}' is not a safetensors index ({error})") from None
         tensors = {}
