@@ -258,6 +258,9 @@ class BytePairTokenizer:
         self.vocab_size = len(self.vocab)
         self.pad_id = self.vocab[self.pad_token]
         self.end_of_text_id = self.vocab[self.end_of_text_token]
+        if len(separators) != len(SEPARATORS):
+            raise UserError(f"'{meta_path}' lists {len(separators)} task separators; gpt-tf "
+                            f"needs {len(SEPARATORS)}; re-import the checkpoint")
         self.separator_ids = {s: self.vocab[t] for s, t in zip(SEPARATORS, separators)}
         self._control_ids = {self.pad_id, self.end_of_text_id}
         self._pieces = sorted(self.vocab, key=self.vocab.get)

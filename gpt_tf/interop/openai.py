@@ -53,7 +53,11 @@ def read_checkpoint(directory):
         raise UserError(f"'{prefix}' cannot be read ({type(error).__name__}: "
                         f"{str(error).splitlines()[0][:160]}); download the checkpoint "
                         "again") from None
-    return {k: np.asarray(v, np.float32) for k, v in tensors.items()}, prefix
+    try:
+        return {k: np.asarray(v, np.float32) for k, v in tensors.items()}, prefix
+    except (TypeError, ValueError):
+        raise UserError(f"'{prefix}' holds non-numeric variables; it is not a GPT-2 "
+                        "checkpoint") from None
 
 
 def import_openai(directory, run_dir):
