@@ -5,6 +5,7 @@ reference, and batched servers started with different parameters.
 """
 
 import concurrent.futures
+import contextlib
 import json
 import threading
 
@@ -284,20 +285,33 @@ def test_compiled_shapes_stay_bounded(serve, manager):
     assert {rows for name, rows in calls if name != "tokenize"} <= set(ALLOWED)
 
 
-def test_full_queue_answers_503(serve, manager):
-    server = serve(batching=_batching(max_batch_size=1, allowed_batch_sizes=(1,),
-                                      max_enqueued_batches=1, num_batch_threads=1))
+@contextlib.contextmanager
+def _blocked_model(manager):
+    """The served model's calls wait for `release`; yields `(entered, release, calls)`
+    (`calls`: the rows of each call). The model is restored on exit."""
     servable = manager.resolve("tiny")
     original, entered, release = servable.run, threading.Event(), threading.Event()
+    calls = []
 
     def blocked(signature, inputs):
+        calls.append(len(inputs["text"]))
         entered.set()
         release.wait(timeout=60)
         return original(signature, inputs)
 
-    body = {"signature_name": "score", "instances": [{"text": "In the"}]}
     servable.run = blocked
     try:
+        yield entered, release, calls
+    finally:
+        release.set()
+        vars(servable).pop("run", None)
+
+
+def test_full_queue_answers_503(serve, manager):
+    server = serve(batching=_batching(max_batch_size=1, allowed_batch_sizes=(1,),
+                                      max_enqueued_batches=1, num_batch_threads=1))
+    body = {"signature_name": "score", "instances": [{"text": "In the"}]}
+    with _blocked_model(manager) as (entered, release, _):
         with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
             first = pool.submit(_ask, server, "predict", body)
             assert entered.wait(timeout=60)  # the only batch thread is busy with it
@@ -309,9 +323,6 @@ def test_full_queue_answers_503(serve, manager):
             code, answer = done.pop().result()
             assert code == 503 and "max_enqueued_batches" in answer["error"]
             assert sorted(f.result()[0] for f in [first] + others) == [200, 200, 503]
-    finally:
-        release.set()
-        vars(servable).pop("run", None)
     code, _, headers = _raw(server, "POST", "/v1/models/tiny:predict", body)
     assert code == 200
 
@@ -319,19 +330,8 @@ def test_full_queue_answers_503(serve, manager):
 def test_zero_timeout_still_merges_while_the_threads_are_busy(serve, manager):
     """TF Serving's scheduler: a batch takes requests until a thread is free to run it."""
     server = serve(batching=_batching(batch_timeout_micros=0, num_batch_threads=1))
-    servable = manager.resolve("tiny")
-    original, entered, release = servable.run, threading.Event(), threading.Event()
-    calls = []
-
-    def blocked(signature, inputs):
-        calls.append(len(inputs["text"]))
-        entered.set()
-        release.wait(timeout=60)
-        return original(signature, inputs)
-
     body = {"signature_name": "score", "instances": [{"text": "In the"}]}
-    servable.run = blocked
-    try:
+    with _blocked_model(manager) as (entered, release, calls):
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             first = pool.submit(_ask, server, "predict", body)
             assert entered.wait(timeout=60)
@@ -344,8 +344,5 @@ def test_zero_timeout_still_merges_while_the_threads_are_busy(serve, manager):
                 threading.Event().wait(0.05)
             release.set()
             answers = [f.result() for f in [first] + others]
-    finally:
-        release.set()
-        vars(servable).pop("run", None)
     assert waiting == [3] and calls == [1, 4]  # 3 rows padded to 4
     assert all(code == 200 for code, _ in answers) and len({json.dumps(a) for a in answers}) == 1
