@@ -264,7 +264,6 @@ class BytePairTokenizer:
         self.separator_ids = {s: self.vocab[t] for s, t in zip(SEPARATORS, separators)}
         self._control_ids = {self.pad_id, self.end_of_text_id}
         self._pieces = sorted(self.vocab, key=self.vocab.get)
-        self.model_path = os.path.join(directory, byte_bpe.VOCAB_FILE)
 
     @classmethod
     def from_dir(cls, directory):
