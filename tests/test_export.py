@@ -263,6 +263,35 @@ def test_seeded_sampling_matches_keras_generator(loaded, keras_run):
         assert got == expected, f"seed {seed}"
 
 
+def test_short_prefill_gives_the_tokens_of_a_whole_buffer_prefill(keras_run):
+    """Prefilling only a bucket that holds the shortest prompt (rows of 2 to 20
+    tokens, so both the 8-position and the whole-buffer prefill run) generates
+    what prefilling the whole buffer does, greedy and sampled."""
+    import tensorflow as tf
+
+    from gpt_tf.export.generation_graph import PREFILL_BUCKETS, GraphGenerator
+
+    model, tokenizer = keras_run
+    stop = [tokenizer.end_of_text_id]
+    short, full = (GraphGenerator(model, stop, short_prefill=flag) for flag in (True, False))
+    rng = np.random.default_rng(0)
+    vocab = int(model.backbone.vocab_size)
+    for lengths in ([2, 5], [3, 12, 20], [12, 20]):
+        rows = [list(rng.integers(1, vocab, size=n)) for n in lengths]
+        ids, lens = _padded(rows)
+        width = -(-(max(lengths) + 8) // 32) * 32
+        prefill = int(short._prefill_width(tf.constant(min(lengths)), tf.constant(width)))
+        assert prefill == min([b for b in PREFILL_BUCKETS if b >= min(lengths)] + [width])
+        for temperature, seed in ((0.0, 0), (0.9, 3)):
+            settings = _sampling(len(rows), 8, temperature, 20, 0.9, 1.2, seed)
+            settings["seeds"] = settings.pop("seed")
+            a, b = (g.generate(tf.constant(ids), tf.constant(lens), **settings)
+                    for g in (short, full))
+            assert np.array_equal(a["num_tokens"].numpy(), b["num_tokens"].numpy())
+            assert np.array_equal(a["token_ids"].numpy(), b["token_ids"].numpy()), (
+                lengths, temperature)
+
+
 def test_rows_do_not_depend_on_their_batch(loaded):
     import tensorflow as tf
 
@@ -316,14 +345,36 @@ def test_invalid_inputs_raise_invalid_argument(loaded):
         loaded.signatures["generate"](prompt=tf.constant(["a"]), **settings)
 
 
-def test_task_signatures(loaded, bundle):
+def _label_probabilities(model, tokenizer, text, labels):
+    """Softmax over labels of log p(label | prompt), from the Keras model's full logits."""
+    prompt = [tokenizer.end_of_text_id] + tokenizer.encode(f"<|text|>{text}<|label|>")
+    totals = []
+    for label in labels:
+        ids = prompt + tokenizer.encode(label)
+        log_probs = np.log(_softmax_rows(np.asarray(model(np.array([ids]))[0], np.float64)))
+        totals.append(sum(log_probs[i - 1, ids[i]] for i in range(len(prompt), len(ids))))
+    return _softmax_rows(np.array(totals))
+
+
+def _softmax_rows(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_task_signatures(loaded, bundle, keras_run):
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
     out = loaded.signatures["translate"](source=tf.constant(["hello", "good day"]))
     assert out["translation"].shape == (2,)
-    scores = loaded.signatures["classify_text"](text=tf.constant(["good", "bad"]))
+    texts = ["good", "bad 9"]
+    scores = loaded.signatures["classify_text"](text=tf.constant(texts))
     np.testing.assert_allclose(scores["scores"].numpy().sum(-1), 1.0, rtol=1e-5)
+    model, tokenizer = keras_run
+    for row, text in zip(scores["scores"].numpy(), texts):  # projection at label positions only
+        np.testing.assert_allclose(
+            row, _label_probabilities(model, tokenizer, text, ["negative", "positive"]),
+            atol=1e-4)
     assert [c.decode() for c in scores["classes"].numpy()[0]] == ["negative", "positive"]
     example = tf.train.Example(features=tf.train.Features(feature={"text": tf.train.Feature(
         bytes_list=tf.train.BytesList(value=[b"good"]))})).SerializeToString()

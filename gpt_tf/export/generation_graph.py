@@ -20,6 +20,11 @@ import tensorflow as tf
 # Buffers are rounded up to this, as in `gpt_tf.generation`, so nearby prompt
 # lengths share one compiled program.
 LENGTH_BUCKET = 32
+# The prefill runs over the smallest of these (or the whole buffer) that holds
+# the shortest prompt: a 4-token prompt with 16 new tokens prefills 8 positions,
+# not the 32 of its buffer. At most 1 + len(PREFILL_BUCKETS) programs per
+# buffer width; `bench/bench_generate_graph.py` measures what it saves.
+PREFILL_BUCKETS = (8, 32, 128)
 _NEG_INF = -1e9  # the value `gpt_tf.sampling` gives to filtered logits
 
 
@@ -84,29 +89,47 @@ class GraphGenerator:
         stop_ids: token ids that end a row (e.g. `[end_of_text_id]`).
         jit_compile: compile the prefill + decode loop with XLA. The tokenizer
             and the pre/post-processing stay outside the compiled function.
+        short_prefill: prefill only a `PREFILL_BUCKETS` prefix that holds the
+            shortest prompt (the decode loop feeds the rest of longer rows'
+            prompts); False prefills the whole buffer (the old behaviour, kept
+            for the benchmark). The tokens are the same either way.
     """
 
-    def __init__(self, model, stop_ids, jit_compile=True):
+    def __init__(self, model, stop_ids, jit_compile=True, short_prefill=True):
         self.model = model
         self.sequence_length = int(model.backbone.sequence_length)
         self.vocab_size = int(model.backbone.vocab_size)
         self.stop_ids = tf.constant(list(stop_ids) or [-1], dtype=tf.int32)
         self.jit_compile = jit_compile
+        self.short_prefill = short_prefill
         self._loop = tf.function(self._generate_loop, jit_compile=jit_compile, autograph=False)
 
-    def _generate_loop(self, tokens, lengths, limits, temperature, top_k, top_p,
+    def _prefill_width(self, start, width):
+        """Positions the prefill runs: the smallest bucket >= `start`, or `width`."""
+        if not self.short_prefill:
+            return width
+        chosen = width
+        for bucket in reversed(PREFILL_BUCKETS):
+            chosen = tf.where(start <= bucket, tf.minimum(bucket, width), chosen)
+        return chosen
+
+    def _generate_loop(self, tokens, prefill, lengths, limits, temperature, top_k, top_p,
                        repetition_penalty, seeds):
-        # tokens (B, W) right-padded prompt buffer; lengths/limits (B,).
+        # tokens (B, W) right-padded prompt buffer; prefill (B, P) its first P
+        # columns, P >= min(lengths); lengths/limits (B,).
         model = self.model
         batch, width = tf.shape(tokens)[0], tf.shape(tokens)[1]
         cache = tf.zeros(model.cache_shape(batch, width), dtype=model.backbone.compute_dtype)
-        logits, _, cache = model.call_with_cache(tokens, cache, 0)
+        _, hidden, cache = model.call_with_cache(prefill, cache, 0)
         prompt_mask = tf.range(width)[None, :] < lengths[:, None]
         presence = tf.reduce_any(tf.logical_and(
             tf.one_hot(tokens, self.vocab_size, on_value=True, off_value=False),
             prompt_mask[:, :, None]), axis=1)
         start = tf.reduce_min(lengths)
-        next_logits = tf.gather(logits, start - 1, axis=1)  # predicts the token at `start`
+        # Only the position that predicts the token at `start` needs the
+        # vocabulary projection (XLA drops the unused full-prefill logits).
+        last = tf.gather(hidden, start - 1, axis=1)[:, None]
+        next_logits = tf.cast(model.backbone.token_embedding(last, reverse=True), tf.float32)[:, 0]
         done = start >= limits
 
         def step(index, tokens, cache, logits, presence, done):
@@ -160,7 +183,8 @@ class GraphGenerator:
         source = tf.clip_by_value(dropped[:, None] + column, 0, tf.maximum(width_in - 1, 0))
         tokens = tf.where(column < lengths[:, None],
                           tf.gather(token_ids, source, batch_dims=1), 0)
-        tokens = self._loop(tokens, lengths, limits, tf.cast(temperature, tf.float32),
+        prefill = tokens[:, :self._prefill_width(tf.reduce_min(lengths), width)]
+        tokens = self._loop(tokens, prefill, lengths, limits, tf.cast(temperature, tf.float32),
                             tf.cast(top_k, tf.int32), tf.cast(top_p, tf.float32),
                             tf.cast(repetition_penalty, tf.float32), tf.cast(seeds, tf.int32))
         # New tokens: positions lengths .. limits-1, cut at the first stop id.

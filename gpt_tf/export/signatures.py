@@ -278,15 +278,21 @@ class ServingSignatures:
             rows.append(tf.concat([kept, label_tensor], axis=1))
         seqs = tf.concat(rows, axis=0)  # (K*B, None)
         dense = seqs.to_tensor(0)
-        logits = self.model(dense, training=False)
-        log_probs = tf.nn.log_softmax(logits[:, :-1], axis=-1)
-        picked = tf.gather(log_probs, dense[:, 1:, None], batch_dims=2)[:, :, 0]  # (K*B, T-1)
+        backbone = self.model.backbone
+        hidden = backbone(dense, training=False)  # (K*B, T, D)
+        # Only the positions that predict label tokens go through the
+        # vocabulary projection: `longest` per row, not all T.
         starts = tf.tile(prompt_len, [len(label_ids)])  # first label position per row
         ends = tf.cast(seqs.row_lengths(), tf.int32)
-        target_positions = tf.range(1, tf.shape(dense)[1])[None, :]
-        mask = tf.logical_and(target_positions >= starts[:, None],
-                              target_positions < ends[:, None])
-        totals = tf.reduce_sum(tf.where(mask, picked, 0.0), axis=-1)  # (K*B,)
+        targets_at = starts[:, None] + tf.range(longest)[None, :]  # (K*B, longest)
+        valid = targets_at < ends[:, None]
+        targets_at = tf.minimum(targets_at, tf.shape(dense)[1] - 1)
+        picked_hidden = tf.gather(hidden, targets_at - 1, batch_dims=1)  # (K*B, longest, D)
+        logits = tf.cast(backbone.token_embedding(picked_hidden, reverse=True), tf.float32)
+        log_probs = tf.nn.log_softmax(logits, axis=-1)
+        targets = tf.gather(dense, targets_at, batch_dims=1)
+        picked = tf.gather(log_probs, targets[:, :, None], batch_dims=2)[:, :, 0]
+        totals = tf.reduce_sum(tf.where(valid, picked, 0.0), axis=-1)  # (K*B,)
         totals = tf.transpose(tf.reshape(totals, (len(label_ids), batch)))  # (B, K)
         scores = tf.nn.softmax(totals, axis=-1)
         labels = tf.constant(list(task.labels))
