@@ -14,7 +14,7 @@ from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, locate
 from gpt_tf.tasks.sentiment import classify
-from gpt_tf.tasks.translate import label_leak, translate
+from gpt_tf.tasks.translate import collapse_repeats, label_leak, translate
 
 LONG = "And God said, Let there be light: and there was light. " * 12
 
@@ -343,6 +343,20 @@ def test_a_translation_never_carries_separators_or_label_words():
     assert label_leak("The film is bad.", "Le film negativement <|label|>", client) == [
         "<|label|>", "negativement"]
     assert label_leak("A positive test", "Un test positive", client) == []
+
+
+def test_a_translation_keeps_a_greedy_loop_once():
+    # Outputs of the round-10c model on software messages (validation split).
+    assert collapse_repeats("Modifier le fil de la part de la part de la part de la part de") == (
+        "Modifier le fil de la part")
+    assert collapse_repeats("Sélectionnez « « « « « « »") == "Sélectionnez « »"
+    assert collapse_repeats("a b c a b c a b c d") == "a b c d"
+    # two copies, ellipses and line breaks are text, not loops: unchanged
+    for text in ("très très bien", "Ajouter un marqueur...", "ligne un\n  ligne deux"):
+        assert collapse_repeats(text) == text
+    client = Scripted(answers={"loop": "Le fil de la part de la part de la part"},
+                      card={"tasks": {"translate": {}}})
+    assert translate(client, "a loop") == ["Le fil de la part"]
 
 
 # ---- the app CLIs --------------------------------------------------------------------------

@@ -5,7 +5,9 @@ between words, each translated on its own, and the translations joined.
 A translation never carries another task's tokens: it ends at the first
 separator symbol, and words starting with a sentiment label word of the
 model ("negativement" for `negative`) are dropped unless the source has
-that label word (`clean_translation`).
+that label word (`clean_translation`). A phrase that the decoder repeats
+three or more times in a row ("de l'adresse de l'adresse de l'adresse ...",
+a greedy loop) is kept once (`collapse_repeats`).
 """
 
 import re
@@ -72,14 +74,48 @@ def label_leak(source, translation, client):
     return separators + _leaked_words(source, translation, label_words(client))
 
 
+def _run_length(words, start, size):
+    """How many times `words[start:start+size]` repeats back to back from `start`."""
+    unit = words[start:start + size]
+    count = 1
+    while words[start + count * size:start + (count + 1) * size] == unit:
+        count += 1
+    return count
+
+
+def collapse_repeats(text, min_repeats=3, longest_unit=8):
+    """`text` with each run of `min_repeats`+ back-to-back copies of a phrase of
+    up to `longest_unit` words kept once, and a cut-off copy at the very end
+    dropped. Text without such a run comes back unchanged (whitespace too)."""
+    words = text.split()
+    out, i, changed = [], 0, False
+    while i < len(words):
+        for size in range(1, min(longest_unit, (len(words) - i) // min_repeats) + 1):
+            count = _run_length(words, i, size)
+            if count >= min_repeats:
+                unit = words[i:i + size]
+                out.extend(unit)
+                i += count * size
+                tail = words[i:]
+                if len(tail) < size and tail == unit[:len(tail)]:
+                    i = len(words)
+                changed = True
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return " ".join(out) if changed else text
+
+
 def clean_translation(source, text, labels):
-    """A generated translation without separators or leaked label words (see the module doc)."""
+    """A generated translation without separators, leaked label words or
+    greedy repetition loops (see the module doc)."""
     text = formats.cut_at_separator(text)
     leaked = set(_leaked_words(source, text, labels))
     if leaked:
         text = re.sub(r"\w+", lambda m: "" if m.group() in leaked else m.group(), text)
         text = re.sub(r"\s{2,}", " ", re.sub(r"\s+([.,;:!?])", r"\1", text))
-    return text.strip()
+    return collapse_repeats(text).strip()
 
 
 def source_budget(sequence_length):
