@@ -8,7 +8,8 @@ process, started with the same command line except for batching:
         [--enable_batching --batching_parameters_file saved_models/batching_parameters.txt]
 
 `off` without the last line, `on` with it, and (`--zero-timeout`) `on t=0`
-with a copy of the file whose `batch_timeout_micros` is 0.
+with a copy of the file whose `batch_timeout_micros` is 0, and
+(`--alt_batching_parameters_file FILE`) `on alt` with another parameters file.
 
 For each workload (`generate`: one prompt, 16 greedy tokens; `classify`: one
 short review), 1, 4 and 16 client threads send requests back to back for a
@@ -19,7 +20,7 @@ both alike. Reported per cell: requests/s, p50/p95/p99 latency, errors
 the mean number of requests per model call (from the Prometheus page).
 
     python bench/bench_serve.py [--model saved_models/multitask] [--seconds 2.5] [--quick]
-        [--zero-timeout]
+        [--zero-timeout] [--alt_batching_parameters_file FILE]
 
 Prints a table and writes bench/results/serve.json.
 """
@@ -48,7 +49,7 @@ REVIEWS = ["a wonderful, moving film", "dull and far too long", "the acting was 
            "I walked out after an hour"]
 CLIENTS = (1, 4, 16)
 # Batching off; on with the parameters file as given; on with its timeout set to 0.
-MODES = ("off", "on", "on t=0")
+MODES = ("off", "on", "on t=0", "on alt")
 
 
 def _generate(i):
@@ -237,14 +238,18 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="1 s per cell, keep-alive only (a smoke run)")
     parser.add_argument("--zero-timeout", action="store_true",
-                        help="also a third server: batching with batch_timeout_micros 0")
+                        help="also a server with batching at batch_timeout_micros 0")
+    parser.add_argument("--alt_batching_parameters_file",
+                        help="also a server with batching from this parameters file")
     args = parser.parse_args()
-    modes = MODES if args.zero_timeout else MODES[:2]
+    modes = [m for m in MODES if m in ("off", "on") or (m == "on t=0" and args.zero_timeout)
+             or (m == "on alt" and args.alt_batching_parameters_file)]
     seconds = 1.0 if args.quick else args.seconds
     connections = (True,) if args.quick else (True, False)
     started = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="bench-serve-")
-    files = {"off": None, "on": args.batching_parameters_file}
+    files = {"off": None, "on": args.batching_parameters_file,
+             "on alt": args.alt_batching_parameters_file}
     if "on t=0" in modes:
         files["on t=0"] = zero_timeout_copy(args.batching_parameters_file, scratch)
     servers = {mode: start_server(mode, args.model, files[mode]) for mode in modes}
@@ -284,7 +289,9 @@ def main():
         "model": os.path.relpath(os.path.abspath(args.model), ROOT),
         "batching_parameters_file": os.path.relpath(args.batching_parameters_file, ROOT),
         "modes": {"off": "no --enable_batching", "on": "the parameters file",
-                  "on t=0": "the parameters file with batch_timeout_micros 0"},
+                  "on t=0": "the parameters file with batch_timeout_micros 0",
+                  "on alt": args.alt_batching_parameters_file and os.path.relpath(
+                      args.alt_batching_parameters_file, ROOT)},
         "command": " ".join(["python", "bench/bench_serve.py"] + sys.argv[1:]),
         "seconds_per_cell": seconds, "cpus": os.cpu_count(),
         "load_average": os.getloadavg(), "wall_s": time.perf_counter() - started,

@@ -14,7 +14,7 @@ from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, locate
 from gpt_tf.tasks.sentiment import classify
-from gpt_tf.tasks.translate import collapse_repeats, label_leak, translate
+from gpt_tf.tasks.translate import collapse_repeats, keep_placeholders, label_leak, translate
 
 LONG = "And God said, Let there be light: and there was light. " * 12
 
@@ -357,6 +357,25 @@ def test_a_translation_keeps_a_greedy_loop_once():
     client = Scripted(answers={"loop": "Le fil de la part de la part de la part"},
                       card={"tasks": {"translate": {}}})
     assert translate(client, "a loop") == ["Le fil de la part"]
+
+
+def test_a_translation_keeps_the_source_placeholders():
+    # Outputs of the round-10c model on software messages (validation and test splits).
+    assert keep_placeholders("Undefined runner name: ${name}",
+                             "Une fichier a été défini : %{name}") == (
+        "Une fichier a été défini : ${name}")
+    assert keep_placeholders("{kibibytes} KiB", "{kibles} Ki") == "{kibibytes} Ki"
+    assert keep_placeholders("${mlist.list_id} sent volume ${mlist.volume}",
+                             "%{mlist} a envoyé le volume %{mlist}") == (
+        "${mlist.list_id} a envoyé le volume ${mlist.volume}")
+    # placeholders already right, text the source has no field for, and a
+    # source without placeholders: unchanged
+    for source, text in (("Name: %(name)s", "Nom : %(name)s"), ("Name %s", "Nom %s, 50% de {x}"),
+                         ("Hello", "Bonjour {monde}"), ("Done: %s", "Fait à 50% de")):
+        assert keep_placeholders(source, text) == text
+    client = Scripted(answers={"runner": "Nom inconnu : %{name}"},
+                      card={"tasks": {"translate": {}}})
+    assert translate(client, "Unknown runner: ${name}") == ["Nom inconnu : ${name}"]
 
 
 # ---- the app CLIs --------------------------------------------------------------------------

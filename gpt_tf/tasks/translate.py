@@ -7,9 +7,14 @@ separator symbol, and words starting with a sentiment label word of the
 model ("negativement" for `negative`) are dropped unless the source has
 that label word (`clean_translation`). A phrase that the decoder repeats
 three or more times in a row ("de l'adresse de l'adresse de l'adresse ...",
-a greedy loop) is kept once (`collapse_repeats`).
+a greedy loop) is kept once (`collapse_repeats`). Placeholders of the
+source (`%s`, `%(name)s`, `{name}`, `${name}`, HTML tags, entities) come
+through verbatim: a mangled copy in the translation ("%{name}" for
+"${name}", "{kibles}" for "{kibibytes}") is replaced by the source's
+placeholder it resembles most (`keep_placeholders`).
 """
 
+import difflib
 import re
 
 from gpt_tf import task_table
@@ -107,6 +112,50 @@ def collapse_repeats(text, min_repeats=3, longest_unit=8):
     return " ".join(out) if changed else text
 
 
+# Format fields and markup a translation must copy: `${name}`, `%(name)s`,
+# printf fields, `{name}` / `{0}`, HTML tags and entities.
+_PLACEHOLDER = re.compile(
+    r"\$\{[^}\s]*\}|%\([^)\s]*\)[-#0+]*\d*(?:\.\d+)?[sdifrxXeEgGc]"
+    r"|%[-#0+]*\d*(?:\.\d+)?[sdifrxXeEgGc]|\{[\w.\[\]]*\}|</?[a-zA-Z][^<>]*>|&\w+;")
+# What the decoder writes for them: the same shapes, loosely (a wrong sigil, a
+# missing closing brace, a changed name).
+_PLACEHOLDER_LIKE = re.compile(
+    r"[$%]\{[^}\s]*\}?|%\([^)\s]*\)?[a-zA-Z]?|%[-#0+]*\d*(?:\.\d+)?[a-zA-Z]"
+    r"|\{[^{}\s]*\}|</?[a-zA-Z][^<>]*>|&\w+;")
+
+
+def _family(placeholder):
+    return placeholder[:2] if placeholder[:2] in ("${", "%{", "%(", "</") else placeholder[:1]
+
+
+def keep_placeholders(source, text):
+    """`text` with each placeholder-like span that is not one of `source`'s
+    placeholders replaced by the unused source placeholder it resembles most
+    (same opening or similar enough); other text is untouched."""
+    wanted = _PLACEHOLDER.findall(source)
+    if not wanted:
+        return text
+    unused = list(wanted)
+    for found in _PLACEHOLDER.findall(text):
+        if found in unused:
+            unused.remove(found)
+
+    def repair(match):
+        found = match.group()
+        if found in wanted or not unused:
+            return found
+        scores = [difflib.SequenceMatcher(None, found, p).ratio() for p in unused]
+        # Near-ties go to the earliest: fields usually keep their order.
+        best = next(i for i, score in enumerate(scores) if score >= max(scores) - 0.1)
+        score = scores[best]
+        same_kind = _family(found) == _family(unused[best]) or found[:1] in "$%"
+        if score < 0.5 and not (same_kind and score >= 0.3):
+            return found
+        return unused.pop(best)
+
+    return _PLACEHOLDER_LIKE.sub(repair, text)
+
+
 def clean_translation(source, text, labels):
     """A generated translation without separators, leaked label words or
     greedy repetition loops (see the module doc)."""
@@ -115,7 +164,7 @@ def clean_translation(source, text, labels):
     if leaked:
         text = re.sub(r"\w+", lambda m: "" if m.group() in leaked else m.group(), text)
         text = re.sub(r"\s{2,}", " ", re.sub(r"\s+([.,;:!?])", r"\1", text))
-    return collapse_repeats(text).strip()
+    return keep_placeholders(source, collapse_repeats(text)).strip()
 
 
 def source_budget(sequence_length):
