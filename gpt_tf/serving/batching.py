@@ -9,7 +9,8 @@ a thread takes it, so under load batches fill even with a timeout of 0. A batch'
 its first row) up to the next of `allowed_batch_sizes`, so the programs XLA
 compiles are bounded: one per allowed size and prompt-length bucket (the
 export's generation loop rounds its buffer up to 32 positions,
-`gpt_tf.export.generation_graph.LENGTH_BUCKET`). A request with more rows
+`gpt_tf.export.generation_graph.LENGTH_BUCKET`, and its prefill to one of
+`PREFILL_BUCKETS` or the whole buffer). A request with more rows
 than `max_batch_size` is split into pieces of at most that size (TF Serving's
 `enable_large_batch_splitting`).
 
