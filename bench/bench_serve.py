@@ -175,11 +175,22 @@ def run_cell(port, workload, clients, keep_alive, seconds):
             "errors": len(errors), "error_kinds": sorted({str(e) for e in errors})}
 
 
-def warm_up(port, mode):
-    """Compiles what the cells will run: every padded batch size with batching on."""
+def batch_sizes(batching_file):
+    """The padded batch sizes a server with this parameters file runs (None: batching off)."""
+    from gpt_tf.serving.batching import parse_batching_parameters
+
+    if batching_file is None:
+        return (1,)
+    with open(batching_file, encoding="utf-8") as handle:
+        parameters = parse_batching_parameters(handle.read(), batching_file)
+    return tuple(parameters.allowed_batch_sizes) or (parameters.max_batch_size,)
+
+
+def warm_up(port, batching_file):
+    """Compiles what the cells will run: every padded batch size of the server's file."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     try:
-        for rows in ((1,) if mode == "off" else (1, 2, 4, 8)):
+        for rows in batch_sizes(batching_file):
             path, body = _generate(0)
             body["instances"] = body["instances"] * rows
             for _ in range(2):
@@ -256,7 +267,7 @@ def main():
     rows = []
     try:
         for mode, (_, port) in servers.items():
-            warm_up(port, mode)
+            warm_up(port, files[mode])
         for workload in WORKLOADS:
             for clients in CLIENTS:
                 for keep_alive in connections:
