@@ -158,7 +158,7 @@ def keep_placeholders(source, text):
 
 def clean_translation(source, text, labels):
     """A generated translation without separators, leaked label words or
-    greedy repetition loops (see the module doc)."""
+    greedy repetition loops, with the source's placeholders (see the module doc)."""
     text = formats.cut_at_separator(text)
     leaked = set(_leaked_words(source, text, labels))
     if leaked:
