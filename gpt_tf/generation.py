@@ -1,9 +1,11 @@
 """Autoregressive generation over the KV cache, compiled with XLA.
 
-Prompts of different lengths share one right-padded buffer. The whole buffer
-is prefilled once; decoding then starts at the shortest prompt's end, and rows
-whose prompt is longer keep their prompt token instead of the sampled one
-(causal attention makes the pad slots harmless until they are overwritten).
+Prompts of different lengths share one right-padded buffer. The prefill runs
+once, over the smallest of `PREFILL_BUCKETS` positions that holds the shortest
+prompt (or the whole buffer), and projects only the last prompt position to the
+vocabulary; decoding then starts at the shortest prompt's end, and rows whose
+prompt is longer keep their prompt token instead of the sampled one (causal
+attention makes the pad slots harmless until they are overwritten).
 
 Two ways to run the same step function:
 - fused: one `tf.while_loop` inside one XLA program (fastest);
@@ -23,6 +25,11 @@ from gpt_tf.validation import check_seed
 # Buffers are rounded up to a multiple of this, so nearby lengths share one
 # compiled program instead of recompiling for every prompt length.
 _LENGTH_BUCKET = 32
+# The prefill runs over the smallest of these (or the whole buffer) that holds
+# the shortest prompt, so a short prompt in a long buffer is not prefilled over
+# its padding: at most 1 + len(PREFILL_BUCKETS) programs per buffer length.
+# The exported generation loop (`gpt_tf.export.generation_graph`) uses the same.
+PREFILL_BUCKETS = (8, 32, 128)
 
 
 @dataclasses.dataclass
@@ -47,11 +54,16 @@ class Generator:
         model: a `GPTCausalLM`.
         jit_compile: compile the loop with XLA (recommended; the first call
             for a new shape compiles for a few seconds).
+        short_prefill: prefill only a `PREFILL_BUCKETS` prefix that holds the
+            shortest prompt and project one position to the vocabulary; False
+            prefills and projects the whole buffer (the old behaviour, kept for
+            `bench/bench_generate_keras.py`). The tokens are the same either way.
     """
 
-    def __init__(self, model, jit_compile=True):
+    def __init__(self, model, jit_compile=True, short_prefill=True):
         self.model = model
         self.jit_compile = jit_compile
+        self.short_prefill = short_prefill
         self.sequence_length = model.backbone.sequence_length
         self.vocab_size = model.backbone.vocab_size
         self._compiled = {}
@@ -78,32 +90,41 @@ class Generator:
         step_logits, _, cache = self.model.call_with_cache(token[:, None], cache, index)
         return (index + 1, tokens, cache, step_logits[:, 0], presence, done, limits, prompt_mask)
 
-    def _prefill(self, tokens, start, lengths, limits, buffer_length):
+    def _prefill(self, tokens, prefill, start, lengths, limits, buffer_length):
+        # `prefill` is the first P columns of `tokens`, P >= start.
         batch = tf.shape(tokens)[0]
         cache = tf.zeros(self.model.cache_shape(batch, buffer_length),
                          dtype=self.model.backbone.compute_dtype)
-        logits, _, cache = self.model.call_with_cache(tokens, cache, 0)
+        logits, hidden, cache = self.model.call_with_cache(prefill, cache, 0)
         positions = tf.range(buffer_length)[None, :]
         prompt_mask = positions < lengths[:, None]
         presence = tf.reduce_any(tf.logical_and(
             tf.one_hot(tokens, self.vocab_size, on_value=True, off_value=False),
             prompt_mask[:, :, None]), axis=1)
-        # The token at `start` is predicted by the logits at `start - 1`.
-        next_logits = tf.gather(logits, start - 1, axis=1)
+        # The token at `start` is predicted at `start - 1`: only that position
+        # is projected to the vocabulary (the unused full logits are pruned).
+        if self.short_prefill:
+            last = tf.gather(hidden, start - 1, axis=1)[:, None]
+            next_logits = tf.cast(
+                self.model.backbone.token_embedding(last, reverse=True), tf.float32)[:, 0]
+        else:
+            next_logits = tf.gather(logits, start - 1, axis=1)
         done = start >= limits
         return (start, tokens, cache, next_logits, presence, done, limits, prompt_mask)
 
     def _functions(self, sampler, buffer_length):
         key = (sampler, buffer_length)
         if key not in self._compiled:
-            def prefill(tokens, start, lengths, limits):
-                return self._prefill(tokens, start, lengths, limits, buffer_length)
+            def prefill(tokens, prefill_tokens, start, lengths, limits):
+                return self._prefill(tokens, prefill_tokens, start, lengths, limits,
+                                     buffer_length)
 
             def step(seed, stop_ids, state):
                 return self._step(sampler, seed, stop_ids, state)
 
-            def fused(tokens, start, lengths, limits, seed, stop_ids):
-                state = self._prefill(tokens, start, lengths, limits, buffer_length)
+            def fused(tokens, prefill_tokens, start, lengths, limits, seed, stop_ids):
+                state = self._prefill(tokens, prefill_tokens, start, lengths, limits,
+                                      buffer_length)
                 state = tf.while_loop(
                     lambda *s: tf.logical_and(s[0] < buffer_length,
                                               tf.logical_not(tf.reduce_all(s[5]))),
@@ -168,7 +189,9 @@ class Generator:
         start = np.int32(lengths.min())
         stop = np.array(list(stop_ids) or [-1], dtype=np.int32)
         prefill, step, fused = self._functions(sampler, buffer_length)
-        args = (tf.constant(tokens), tf.constant(start), tf.constant(lengths), tf.constant(limits))
+        width = prefill_width(int(start), buffer_length) if self.short_prefill else buffer_length
+        args = (tf.constant(tokens), tf.constant(tokens[:, :width]), tf.constant(start),
+                tf.constant(lengths), tf.constant(limits))
         if on_token is None:
             out_tokens, _ = fused(*args, tf.constant(seed, tf.int32), tf.constant(stop))
             out_tokens = out_tokens.numpy()
@@ -186,6 +209,15 @@ class Generator:
             out_tokens = state[1].numpy()
         return _collect(out_tokens, lengths, limits, set(int(s) for s in stop_ids),
                         buffer_length, truncated)
+
+
+def prefill_width(start, buffer_length):
+    """Positions the prefill runs: the smallest `PREFILL_BUCKETS` entry >= `start`
+    that fits in the buffer, else the whole buffer."""
+    for bucket in PREFILL_BUCKETS:
+        if start <= bucket <= buffer_length:
+            return bucket
+    return buffer_length
 
 
 def _collect(tokens, lengths, limits, stop_ids, buffer_length, truncated):

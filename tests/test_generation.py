@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gpt_tf.errors import UserError
-from gpt_tf.generation import Generator
+from gpt_tf.generation import PREFILL_BUCKETS, Generator, prefill_width
 from gpt_tf.sampling import Sampler
 from tests.helpers import naive_greedy
 
@@ -22,6 +22,22 @@ def test_cached_greedy_equals_naive_recompute(tiny_model, jit_compile):
     for prompt, tokens in zip(PROMPTS, result.token_ids):
         assert tokens == naive_greedy(tiny_model, prompt, 8)
     assert result.stop_reasons == ["max_new_tokens"] * 3
+
+
+def test_short_prefill_feeds_longer_prompts_through_the_decode_loop(generator, tiny_model):
+    """The prefill covers only a bucket that holds the shortest prompt: a 3-token
+    row prefills 8 positions while its 14-token neighbour's prompt runs past them;
+    a 10-token row alone prefills the whole 32-position buffer. Every row still
+    equals greedy decoding recomputed from scratch."""
+    assert PREFILL_BUCKETS[0] == 8
+    assert [prefill_width(n, 32) for n in (1, 8, 9, 32)] == [8, 8, 32, 32]
+    assert prefill_width(40, 256) == 128 and prefill_width(200, 224) == 224
+    rng = np.random.default_rng(1)
+    rows = [[2] + list(rng.integers(3, 300, size=n - 1)) for n in (3, 14)]
+    for prompts in (rows, [rows[1][:10]]):
+        result = generator.generate(prompts, 6)
+        for prompt, tokens in zip(prompts, result.token_ids):
+            assert tokens == naive_greedy(tiny_model, prompt, 6)
 
 
 def test_batch_of_different_lengths_equals_one_by_one(generator):

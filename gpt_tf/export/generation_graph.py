@@ -17,14 +17,15 @@ as in `Generator`.
 
 import tensorflow as tf
 
+from gpt_tf.generation import PREFILL_BUCKETS
+
 # Buffers are rounded up to this, as in `gpt_tf.generation`, so nearby prompt
 # lengths share one compiled program.
 LENGTH_BUCKET = 32
-# The prefill runs over the smallest of these (or the whole buffer) that holds
-# the shortest prompt: a 4-token prompt with 16 new tokens prefills 8 positions,
-# not the 32 of its buffer. At most 1 + len(PREFILL_BUCKETS) programs per
-# buffer width; `bench/bench_generate_graph.py` measures what it saves.
-PREFILL_BUCKETS = (8, 32, 128)
+# The prefill runs over the smallest of `PREFILL_BUCKETS` (or the whole buffer)
+# that holds the shortest prompt, as in `gpt_tf.generation`: a 4-token prompt
+# with 16 new tokens prefills 8 positions, not the 32 of its buffer.
+# `bench/bench_generate_graph.py` measures what it saves.
 _NEG_INF = -1e9  # the value `gpt_tf.sampling` gives to filtered logits
 
 
