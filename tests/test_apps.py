@@ -14,7 +14,13 @@ from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, locate
 from gpt_tf.tasks.sentiment import classify
-from gpt_tf.tasks.translate import collapse_repeats, keep_placeholders, label_leak, translate
+from gpt_tf.tasks.translate import (
+    collapse_repeats,
+    keep_placeholders,
+    label_leak,
+    placeholders_differ,
+    translate,
+)
 
 LONG = "And God said, Let there be light: and there was light. " * 12
 
@@ -456,3 +462,12 @@ def test_the_default_model_is_the_shipped_one(monkeypatch, tmp_path):
     assert _common.default_model().endswith(os.path.join("saved_models", "multitask"))
     monkeypatch.setenv("GPT_TF_MODEL", str(tmp_path))
     assert _common.default_model() == str(tmp_path)
+
+
+def test_placeholder_mismatches_count_a_lost_added_or_changed_field():
+    assert not placeholders_differ("Name: %(name)s in {dir}", "Nom : %(name)s dans {dir}")
+    assert not placeholders_differ("{a} and {b}", "{b} et {a}")  # order may change
+    assert placeholders_differ("Delete %s?", "Supprimer ?")  # lost
+    assert placeholders_differ("Done", "Fait %s")  # added
+    assert placeholders_differ("<b>%d</b> files", "<b>%s</b> fichiers")  # changed
+    assert not placeholders_differ("Hello", "Bonjour")

@@ -13,7 +13,8 @@ from gpt_tf.evaluation import cli as eval_cli
 from gpt_tf.evaluation.report import Target, evaluate_tasks, render_markdown, write_report
 
 PAIRS = [("the light shines", "la lumière brille"), ("the night falls", "la nuit tombe"),
-         ("god saw the light", "dieu vit la lumière")]
+         ("god saw the light", "dieu vit la lumière"),
+         ("delete %s files", "supprimer %s fichiers")]
 # The sliding window picks the mid-sentence name, wrong in the first question.
 QA = [("Frodo kept the sword in the hall. Later the sword was given to Aragorn.",
        "Who kept the sword?", "Frodo"),
@@ -92,6 +93,8 @@ def test_a_model_that_knows_the_answers_beats_every_baseline(data_files, tmp_pat
     assert set(report["tasks"]) == {"lm", "translate", "qa", "sentiment"}
     translate = report["tasks"]["translate"]
     assert translate["results"]["scripted"]["bleu"] == pytest.approx(100.0)
+    assert translate["results"]["scripted"]["placeholder_sources"] == 1
+    assert translate["results"]["scripted"]["placeholder_mismatches"] == 0
     assert "copy source" in translate["baselines"]
     assert "tok:13a" in translate["signatures"]["bleu"]
     assert report["tasks"]["qa"]["results"]["scripted"]["exact_match"] == 100.0
@@ -118,6 +121,7 @@ def test_a_model_that_knows_the_answers_beats_every_baseline(data_files, tmp_pat
     assert "| BLEU | copy source |" in markdown and "(beats baseline: yes)" in markdown
     assert "Every metric beats its baseline: yes" in markdown
     assert "Confusion matrix, scripted" in markdown
+    assert "differ from the source's: scripted 0 of 1." in markdown
     assert "paired bootstrap over the examples (1000 resamples)" in markdown
 
 

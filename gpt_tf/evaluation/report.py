@@ -191,7 +191,13 @@ def run_lm(client, chunks):
 
 
 def run_translate(client, data):
-    from gpt_tf.tasks.translate import label_leak, model_pair, translate
+    from gpt_tf.tasks.translate import (
+        label_leak,
+        model_pair,
+        placeholders,
+        placeholders_differ,
+        translate,
+    )
 
     source, target = data["languages"] or model_pair(client)
     pairs = data["examples"]
@@ -200,6 +206,11 @@ def run_translate(client, data):
     result = _translation_scores(hypotheses, references)
     result["label_leaks"] = sum(bool(label_leak(p.source, h, client))
                                 for p, h in zip(pairs, hypotheses))
+    with_fields = [(p, h) for p, h in zip(pairs, hypotheses) if placeholders(p.source)]
+    if with_fields:
+        result["placeholder_sources"] = len(with_fields)
+        result["placeholder_mismatches"] = sum(placeholders_differ(p.source, h)
+                                               for p, h in with_fields)
     result["samples"] = [{"source": p.source, "reference": p.target, "hypothesis": h}
                          for p, h in list(zip(pairs, hypotheses))[:3]]
     return result
@@ -695,6 +706,13 @@ def _entry_lines(task, entry, heading):
         if leaks:
             lines += ["", f"Translations holding a task label word or separator that the source "
                           f"lacks: {leaks}."]
+        fields = ", ".join(
+            f"{b} {entry['results'][b]['placeholder_mismatches']} of "
+            f"{entry['results'][b]['placeholder_sources']}" for b in backends
+            if "placeholder_mismatches" in entry["results"][b])
+        if fields:
+            lines += ["", "Translations whose placeholders (`%s`, `%(name)s`, `{name}`, "
+                          f"`${{name}}`, tags, entities) differ from the source's: {fields}."]
     if task == task_table.QA:
         rates = ", ".join(
             f"{b} {entry['results'][b]['no_answer_rate']:.1%} no answer, "

@@ -156,6 +156,17 @@ def keep_placeholders(source, text):
     return _PLACEHOLDER_LIKE.sub(repair, text)
 
 
+def placeholders(text):
+    """The format fields and markup of `text` (see `_PLACEHOLDER`), sorted."""
+    return sorted(_PLACEHOLDER.findall(text))
+
+
+def placeholders_differ(source, text):
+    """Whether `text` lacks one of `source`'s placeholders or adds one: such a
+    translation of a software message breaks the program that formats it."""
+    return placeholders(source) != placeholders(text)
+
+
 def clean_translation(source, text, labels):
     """A generated translation without separators, leaked label words or
     greedy repetition loops, with the source's placeholders (see the module doc)."""
