@@ -503,8 +503,9 @@ def _imdb_rows(sources, owner, held_out_keys, reserved_reviews):
     return rows, dropped
 
 
-# Sentiment sources joined in sentiment-en-broad (binary); the Amazon snippets are not among
-# them: they are sentiment-en-products, an evaluation-only set.
+# Sentiment sources joined in sentiment-en-broad (binary); VADER's Amazon snippets are not
+# among them: they are sentiment-en-products, an evaluation-only set (the UCI Amazon
+# sentences, another publisher's, are).
 BROAD_SENTIMENT_SPLIT_RULE = (
     "sentiment-en's sentences keep sentiment-en's split, and the tweets of sentiment-en-3class "
     "keep theirs (neutral tweets dropped; per split, only as many negative tweets as positive "
@@ -517,8 +518,8 @@ BROAD_SENTIMENT_SPLIT_RULE = (
     f"{IMDB_REVIEWS['validation']:,} / {IMDB_REVIEWS['test']:,} (train / validation / test) "
     "in sha256 order, half of each label, skipping a review that holds one of sentiment-en's "
     f"validation or test sentences ({RESERVED_QUOTE_LETTERS}+ letters and digits compared) or "
-    f"shares a run of {IMDB_SHARED_WORDS} words with a reserved whole review. The UCI sentences are split like the VADER snippets, "
-    "and one equal to a sentiment-en sentence or to a sentiment-en-products snippet is "
+    f"shares a run of {IMDB_SHARED_WORDS} words with a reserved whole review. The UCI "
+    "sentences are split like the VADER snippets, and one equal to a sentiment-en sentence or to a sentiment-en-products snippet is "
     "dropped. No text is in two splits."
 )
 
