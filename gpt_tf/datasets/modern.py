@@ -575,9 +575,10 @@ def build_sentiment_en_broad(sources, out_dir, progress):
         rows[split].extend(imdb[split])
     splits, dropped = _drop_cross_split(rows)
     reserved = "|".join(letters_key(text) for text in reserved_reviews)
-    quoting = sum(1 for split in SPLITS for row in splits[split] if _quotes(row[0], reserved))
+    before = sum(len(rows) for rows in splits.values())
     splits = {split: [row for row in splits[split] if not _quotes(row[0], reserved)]
               for split in SPLITS}
+    quoting = before - sum(len(rows) for rows in splits.values())
     counts = {}
     for split in SPLITS:
         builders._require_examples(owner, split, len(splits[split]))
