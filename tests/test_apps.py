@@ -13,7 +13,7 @@ from gpt_tf.clients import open_client, resolve_target
 from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, locate
-from gpt_tf.tasks.sentiment import classify
+from gpt_tf.tasks.sentiment import calibrate, classify
 from gpt_tf.tasks.translate import (
     collapse_repeats,
     keep_placeholders,
@@ -316,13 +316,81 @@ def test_a_short_word_inside_the_answer_is_no_match():
     assert locate("Brutus stood by the river at dawn.", "Kate") is None
 
 
+class Leaning(Scripted):
+    """Scores each label by the words of the scored chunk: `leaning` per "good" word
+    for positive, per "bad" word for negative, and `lean` added to negative."""
+
+    def __init__(self, lean=0.0, **kwargs):
+        super().__init__(card={"tasks": {"sentiment": {}}}, **kwargs)
+        self.lean = lean
+
+    def _score(self, prompt, continuations):
+        words = prompt.split("<|text|>")[1].split("<|label|>")[0].split()
+        good, bad = words.count("good"), words.count("bad")
+        return [good - bad if c == "positive" else bad - good + self.lean
+                for c in continuations]
+
+
 def test_sentiment_averages_chunk_probabilities():
-    client = Scripted(scores={"good|positive": 0.0, "good|negative": -10.0,
-                              "bad|negative": 0.0, "bad|positive": -10.0}, window=16)
-    text = "good " * 8 + "bad " * 8
-    result = classify(client, text)
-    assert result[0]["chunks"] == 2
+    client = Leaning(window=16)
+    result = classify(client, ["good " * 8 + "bad " * 8, "good " * 3 + "bad " * 13])
+    assert [r["chunks"] for r in result] == [2, 2]
+    # 8 good + 4 bad, then 4 bad: one chunk is surely positive, the other surely negative.
     assert result[0]["probabilities"]["positive"] == pytest.approx(0.5, abs=1e-3)
+    assert result[1]["label"] == "negative"
+
+
+def test_calibration_offsets_undo_a_models_lean_towards_one_label():
+    # Like the shipped model on product snippets: it ranks texts well but calls
+    # mildly positive ones negative.
+    client = Leaning(lean=2.5)
+    texts = ["good", "good good", "good bad good", "bad", "bad bad", "bad good bad"] * 3
+    gold = ["positive"] * 3 + ["negative"] * 3
+    gold = gold * 3
+    plain = classify(client, texts)
+    assert [r["label"] for r in plain].count("positive") == 3  # only "good good" wins
+    fitted = calibrate(client, texts, gold)
+    assert fitted["offsets"]["positive"] > 0.9 > -0.9 > fitted["offsets"]["negative"]
+    assert sum(fitted["offsets"].values()) == pytest.approx(0.0, abs=1e-9)
+    assert fitted["accuracy"] == {"before": pytest.approx(2 / 3), "after": 1.0}
+    assert fitted["log_loss"]["after"] < fitted["log_loss"]["before"]
+    calibrated = classify(client, ["good bad good", "bad good bad"], offsets=fitted["offsets"])
+    assert [r["label"] for r in calibrated] == ["positive", "negative"]
+    assert classify(client, "good", offsets={})[0] == plain[0]  # no offsets: unchanged
+
+
+def test_calibration_fits_multi_chunk_texts_at_their_optimum():
+    # A mean of chunk softmaxes: the fitted offsets must leave no better offset nearby.
+    client = Leaning(lean=1.0, window=16)
+    texts = ["good " * 10 + "bad " * 6, "bad " * 9 + "good " * 7, "good bad " * 7,
+             "good " * 5 + "bad " * 11, "good " * 12]
+    gold = ["positive", "negative", "positive", "negative", "positive"]
+    fitted = calibrate(client, texts, gold, l2=0.0, steps=3000)
+
+    def loss(shift):
+        rows = classify(client, texts, offsets={"positive": shift, "negative": 0.0})
+        return -sum(np.log(r["probabilities"][g]) for r, g in zip(rows, gold)) / len(gold)
+
+    best = fitted["offsets"]["positive"] - fitted["offsets"]["negative"]
+    assert loss(best) == pytest.approx(fitted["log_loss"]["after"], rel=1e-6)
+    assert loss(best) <= min(loss(best - 0.05), loss(best + 0.05))
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda c: calibrate(c, "good", ["positive"]), "a list of labelled texts"),
+    (lambda c: calibrate(c, ["good", "bad"], ["positive"]), "2 texts but 1 labels"),
+    (lambda c: calibrate(c, ["good", "bad"], ["positive", "neutral"]),
+     "'neutral' are not among the model's labels"),
+    (lambda c: calibrate(c, ["good", "bad"], ["positive", "positive"]), "at least two"),
+    (lambda c: calibrate(c, ["good", ""], ["positive", "negative"]), "empty"),
+    (lambda c: classify(c, "good", offsets={"great": 1.0}), "'great'"),
+    (lambda c: classify(c, "good", offsets={"positive": float("nan")}), "finite number"),
+    (lambda c: classify(c, "good", offsets={"positive": "1"}), "finite number"),
+    (lambda c: classify(c, "good", offsets=[1.0, 0.0]), "mapping of label to number"),
+])
+def test_bad_calibration_input_is_refused(call, message):
+    with pytest.raises(UserError, match=message):
+        call(Leaning())
 
 
 def test_translation_chunks_are_joined_and_the_pair_comes_from_the_card():
@@ -414,6 +482,33 @@ def test_the_app_clis_answer_and_print(trained_run, capsys):
         translate(keras_client, ["light"])[0]
 
 
+def test_the_sentiment_cli_calibrates_saves_and_reuses_offsets(trained_run, capsys, tmp_path):
+    from apps import sentiment
+    from apps._common import get_client, run
+
+    model = ["--model", trained_run["run_dir"], "--no-xla"]
+    labelled = tmp_path / "mine.jsonl"
+    rows = [{"text": text, "label": label}
+            for text, label in [("light", "positive"), ("dark", "negative"),
+                                ("good light", "positive"), ("dark night", "negative")]]
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    saved = tmp_path / "offsets.json"
+    assert run("apps.sentiment", sentiment.main,
+               model + ["--calibrate", str(labelled), "--save-offsets", str(saved)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "calibrated on 4 texts" in captured.err
+    written = json.loads(saved.read_text())
+    assert set(written["offsets"]) == {"negative", "positive"} and written["examples"] == 4
+    assert sum(written["offsets"].values()) == pytest.approx(0.0, abs=1e-9)
+    assert run("apps.sentiment", sentiment.main,
+               model + ["--offsets", str(saved), "--json", "light", "dark"]) == 0
+    with_offsets = json.loads(capsys.readouterr().out)
+    expected = classify(get_client(trained_run["run_dir"], jit_compile=False),
+                        ["light", "dark"], offsets=written["offsets"])
+    assert [r["probabilities"] for r in with_offsets] == \
+        [pytest.approx(r["probabilities"]) for r in expected]
+
+
 @pytest.mark.parametrize("module,argv,message", [
     ("translate", ["  "], "empty"),
     ("translate", ["--source", "en", "--target", "zz", "hi"], "unknown language pair"),
@@ -430,6 +525,14 @@ def test_the_app_clis_answer_and_print(trained_run, capsys):
     ("qa", ["--context", "x", "--question", "Who?", "--question", "<|answer|>"],
      "--question 2 holds only task separator tokens"),
     ("sentiment", ["--model", "http://[::1:8501/v1/models/x", "good"], "malformed"),
+    ("sentiment", ["--save-offsets", "o.json", "good"], "add --calibrate"),
+    ("sentiment", ["--offsets", "MISSING", "good"], "cannot read offsets file"),
+    ("sentiment", ["--offsets", "FILE:{not json", "good"], "is not JSON"),
+    ("sentiment", ["--offsets", 'FILE:{"offsets": {}}', "good"], "holds no offsets"),
+    ("sentiment", ["--offsets", 'FILE:{"great": 1}', "good"], "'great'"),
+    ("sentiment", ["--calibrate", "FILE:", "good"], "empty"),
+    ("sentiment", ["--calibrate", 'FILE:{"text": "good", "label": "positive"}', "good"],
+     "at least two different labels"),
 ])
 def test_app_user_errors_print_one_line_and_exit_2(trained_run, capsys, monkeypatch, tmp_path,
                                                    module, argv, message):
@@ -442,6 +545,11 @@ def test_app_user_errors_print_one_line_and_exit_2(trained_run, capsys, monkeypa
     if argv and argv[0].startswith("STDIN:"):
         monkeypatch.setattr("sys.stdin", io.StringIO(argv.pop(0)[len("STDIN:"):]))
     argv = [str(tmp_path / "missing") if a == "MISSING" else a for a in argv]
+    for index, arg in enumerate(argv):
+        if arg.startswith("FILE:"):  # a file holding the rest
+            path = tmp_path / f"file{index}.jsonl"
+            path.write_text(arg[len("FILE:"):], encoding="utf-8")
+            argv[index] = str(path)
     if "--model" not in argv:
         argv = ["--model", trained_run["run_dir"], "--no-xla"] + argv
     assert run(f"apps.{module}", app.main, argv) == 2
