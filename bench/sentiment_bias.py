@@ -100,8 +100,9 @@ def accuracy(calls, rows):
     return sum(c == r["label"] for c, r in zip(calls, rows)) / len(rows)
 
 
-def calibrated_on_domain(client, held, pool, count, train):
-    """Offsets fitted on `count` texts of `pool`, applied to `held` (scored rows)."""
+def calibrated_on_domain(client, held, pool, count, train, bag):
+    """Offsets fitted on `count` texts of `pool`, applied to `held` (scored rows); `bag` is
+    the bag-of-words baseline already trained on `train`."""
     from gpt_tf.tasks.sentiment import calibrate, classify
 
     chosen = evenly_spaced(pool, count)
@@ -109,7 +110,6 @@ def calibrated_on_domain(client, held, pool, count, train):
                        list(LABELS))
     after = classify(client, [r["text"] for r in held], list(LABELS), offsets=fitted["offsets"])
     texts, labels = [r["text"] for r in train], [r["label"] for r in train]
-    plain_bag = BagOfWordsLogisticRegression().fit(texts, labels)
     more_bag = BagOfWordsLogisticRegression().fit(texts + [r["text"] for r in chosen],
                                                   labels + [r["label"] for r in chosen])
     held_texts = [r["text"] for r in held]
@@ -119,7 +119,7 @@ def calibrated_on_domain(client, held, pool, count, train):
             "model_calibrated": accuracy([x["label"] for x in after], held),
             "model_calibrated_positive_calls": sum(x["label"] == "positive" for x in after)
             / len(held),
-            "bag_of_words": accuracy(plain_bag.predict(held_texts), held),
+            "bag_of_words": accuracy(bag.predict(held_texts), held),
             "bag_of_words_with_calibration_texts": accuracy(more_bag.predict(held_texts), held)}
 
 
@@ -181,11 +181,11 @@ def main():
     domain_runs = {
         "products": calibrated_on_domain(
             client, [r for i, r in enumerate(products) if i % every],
-            [r for i, r in enumerate(products) if not i % every], args.calibration, train),
+            [r for i, r in enumerate(products) if not i % every], args.calibration, train, bag),
         "whole reviews": calibrated_on_domain(
             client, scores["whole reviews"],
             [r for r in all_reviews if r["text"] not in reviews_sampled], args.calibration,
-            train)}
+            train, bag)}
 
     print(f"\nValidation by domain ({args.model}; bag-of-words trained on "
           "sentiment-en-broad train)\n")
