@@ -65,7 +65,7 @@ PORTABLE_FINETUNE = --finetune train.steps=8000 --finetune train.batch_size=64 \
 # The pretraining mixture (train and validation splits only) and the model shape. The
 # evaluation-only sets (lm-en-wiki, qa-en-wiki, sentiment-en-reviews, sentiment-en-products,
 # lm-en-reviews) are refused here: they are the report's out-of-domain columns.
-MIX_SETS ?= lm-en lm-en-news lm-en-docs mt-en-fr-broad sentiment-en-broad
+MIX_SETS ?= lm-en lm-en-news lm-en-docs lm-en-imdb mt-en-fr-broad sentiment-en-broad
 PRESET ?= mini
 EVAL_SETS = lm-en-wiki qa-en-wiki sentiment-en-reviews sentiment-en-products mt-en-fr-software
 # One stamp per set list, so a new MIX_SETS rebuilds the mixture.

