@@ -10,6 +10,7 @@ import pytest
 from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.evaluation import cli as eval_cli
+from gpt_tf.evaluation import significance
 from gpt_tf.evaluation.report import Target, evaluate_tasks, render_markdown, write_report
 
 PAIRS = [("the light shines", "la lumière brille"), ("the night falls", "la nuit tombe"),
@@ -113,6 +114,7 @@ def test_a_model_that_knows_the_answers_beats_every_baseline(data_files, tmp_pat
             assert row["improvement"] == pytest.approx(
                 sign * (row["value"] - row["baseline_value"]))
             assert row["ci95"][0] <= row["improvement"] <= row["ci95"][1]
+            assert row["verdict"] == significance.verdict(row["ci95"])
     json_path, md_path = write_report(report, str(tmp_path / "out"))
     written = open(json_path).read()
     assert json.loads(written)["summary"]["all_beat_baselines"]

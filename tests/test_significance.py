@@ -64,11 +64,12 @@ def test_a_clear_win_is_significant_and_a_clear_loss_is_not():
     model = _accuracy_rows(rng.random(200) < 0.85)
     baseline = _accuracy_rows(rng.random(200) < 0.55)
     win = significance.paired_bootstrap("accuracy", model, baseline, higher_is_better=True)
-    assert win["improvement"] > 0.2 and win["significant"]
+    assert win["improvement"] > 0.2 and win["significant"] and win["verdict"] == "better"
     assert win["ci95"][0] > 0 and win["ci95"][0] < win["improvement"] < win["ci95"][1]
     loss = significance.paired_bootstrap("accuracy", baseline, model, higher_is_better=True)
     assert loss["improvement"] == pytest.approx(-win["improvement"])
-    assert loss["ci95"][1] < 0 and not loss["significant"]
+    # `significant` means significantly better; the verdict tells a loss from noise
+    assert loss["ci95"][1] < 0 and not loss["significant"] and loss["verdict"] == "worse"
 
 
 def test_a_one_question_margin_is_within_noise():
@@ -84,6 +85,7 @@ def test_a_one_question_margin_is_within_noise():
         higher_is_better=True)
     assert result["improvement"] == pytest.approx(1.0)
     assert result["ci95"][0] <= 0 < result["ci95"][1] and not result["significant"]
+    assert result["verdict"] == "within noise"
 
 
 def test_lower_is_better_counts_a_lower_perplexity_as_the_improvement():

@@ -339,7 +339,8 @@ def compare(task_report, task):
 
     Each row has the value, the baseline's, `beats_baseline`, and, when both
     sides kept per-example statistics, the paired bootstrap of the margin
-    (`improvement`, `ci95`, `significant`; see `gpt_tf.evaluation.significance`).
+    (`improvement`, `ci95`, `significant` (significantly better), `verdict` (better,
+    worse or within noise); see `gpt_tf.evaluation.significance`).
     The statistics themselves are dropped from the report afterwards.
     """
     rows = []

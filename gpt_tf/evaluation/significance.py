@@ -109,8 +109,10 @@ def paired_bootstrap(metric, model_rows, baseline_rows, higher_is_better,
             `model - baseline` when True, `baseline - model` otherwise.
 
     Returns:
-        `{"improvement", "ci95": [low, high], "significant", "resamples"}`;
-        `significant` is True when `low > 0`.
+        `{"improvement", "ci95": [low, high], "significant", "verdict", "resamples"}`;
+        `significant` is True when `low > 0` (significantly *better*: a margin that
+        is significantly worse is not significant); `verdict` is `better`, `worse`
+        or `within noise` (see `verdict`).
     """
     model_rows, baseline_rows = np.asarray(model_rows), np.asarray(baseline_rows)
     if len(model_rows) != len(baseline_rows) or not len(model_rows):
@@ -130,4 +132,4 @@ def paired_bootstrap(metric, model_rows, baseline_rows, higher_is_better,
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"improvement": improvement(model_rows.sum(0), baseline_rows.sum(0)),
             "ci95": [float(low), float(high)], "significant": bool(low > 0),
-            "resamples": resamples}
+            "verdict": verdict([low, high]), "resamples": resamples}
