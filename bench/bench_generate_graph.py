@@ -10,8 +10,10 @@ variants run in one process, interleaved call by call, on the same inputs:
 `short` prefills the smallest `PREFILL_BUCKETS` prefix that holds the prompt
 (the default), `whole` prefills the whole 32-position buffer (the old
 behaviour). "x per row vs 1" is a row's cost alone over its cost in the batch:
-the most that request batching can gain on this machine. Writes
-bench/results/generate_graph.json.
+the most that request batching can gain on this machine. `--bf16` adds a
+third variant, a bfloat16 copy of the weights with the short prefill (this
+CPU has AVX512_BF16), and reports how often its greedy tokens equal float32's.
+Writes bench/results/generate_graph.json (or `--output`).
 """
 
 import argparse
@@ -54,15 +56,22 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=15, help="timed calls per cell and variant")
     parser.add_argument("--batches", default="1,4,8,16")
     parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--output", help="results JSON (default: bench/results/generate_graph.json)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time a bfloat16 copy of the weights (short prefill): does "
+                             "this CPU's AVX512_BF16 make a batch cheaper under XLA?")
     args = parser.parse_args(argv)
 
     from gpt_tf.export.generation_graph import GraphGenerator
     from gpt_tf.training import load_model
 
-    model, tokenizer, _ = load_model(args.run)
+    model, tokenizer, config = load_model(args.run)
     stop = [tokenizer.end_of_text_id]
     variants = {"short": GraphGenerator(model, stop, short_prefill=True),
                 "whole": GraphGenerator(model, stop, short_prefill=False)}
+    if args.bf16:
+        variants["short bf16"] = GraphGenerator(bfloat16_copy(model, config), stop)
+    agreement = {}
     rows_out = []
     for prompt_name, prompts in (("short prompt", SHORT_PROMPTS), ("40-token prompt",
                                                                    [LONG_PROMPT])):
@@ -75,6 +84,9 @@ def main(argv=None):
                 outputs[name] = generator.generate(ids, lengths, **settings)["token_ids"].numpy()
             if not np.array_equal(outputs["short"], outputs["whole"]):
                 raise SystemExit(f"short and whole prefill disagree ({prompt_name}, {rows} rows)")
+            if "short bf16" in outputs:  # rounding may change a greedy token: say how often
+                agreement[f"{prompt_name}, {rows} rows"] = float(
+                    (outputs["short bf16"] == outputs["short"]).mean())
             for _ in range(args.rounds):
                 for name, generator in variants.items():
                     start = time.perf_counter()
@@ -90,7 +102,7 @@ def main(argv=None):
              if r["variant"] == "whole"}
     print(f"\n{args.max_new_tokens} greedy tokens, median of {args.rounds} calls, "
           f"{os.cpu_count()} CPUs\n")
-    print("| prompt | rows | prefill | ms per call | ms per row | x per row vs 1 | whole / short |")
+    print("| prompt | rows | prefill | ms per call | ms per row | x per row vs 1 | whole / this |")
     print("|---|---|---|---|---|---|---|")
     for r in rows_out:
         r["batching_gain"] = alone[(r["prompt"], r["variant"])] / r["ms_per_row"]
@@ -98,8 +110,25 @@ def main(argv=None):
         print(f"| {r['prompt']} ({r['prompt_tokens']} tokens) | {r['rows']} | {r['variant']} | "
               f"{r['ms_per_call']:.1f} | {r['ms_per_row']:.2f} | {r['batching_gain']:.2f} | "
               f"{r['whole_over_this']:.2f} |")
-    write_json(RESULTS, {"run": args.run, "max_new_tokens": args.max_new_tokens,
-                         "rounds": args.rounds, "cpus": os.cpu_count(), "rows": rows_out})
+    if agreement:
+        print("\nbfloat16 tokens equal to float32's: " + ", ".join(
+            f"{k} {v:.0%}" for k, v in agreement.items()))
+    write_json(args.output or RESULTS, {
+        "run": args.run, "max_new_tokens": args.max_new_tokens, "rounds": args.rounds,
+        "cpus": os.cpu_count(), "rows": rows_out, "bf16_token_agreement": agreement})
+
+
+def bfloat16_copy(model, config):
+    """The same network with bfloat16 weights and compute (logits stay float32)."""
+    import tensorflow as tf
+
+    from gpt_tf.models import GPTCausalLM
+
+    twin = GPTCausalLM.from_model_config(config.model, dtype="bfloat16")
+    twin(tf.zeros((1, 8), tf.int32))
+    for target, source in zip(twin.weights, model.weights):
+        target.assign(tf.cast(source, target.dtype))
+    return twin
 
 
 if __name__ == "__main__":
