@@ -125,6 +125,8 @@ def test_a_model_that_knows_the_answers_beats_every_baseline(data_files, tmp_pat
     assert "Confusion matrix, scripted" in markdown
     assert "differ from the source's: scripted 0 of 1." in markdown
     assert "paired bootstrap over the examples (1000 resamples)" in markdown
+    assert all(entry["versus_first"] == [] for entry in report["tasks"].values())
+    assert "Against the first model" not in markdown  # one model: nothing to compare
 
 
 def test_a_weak_model_is_reported_as_not_beating_its_baselines(data_files):
@@ -140,6 +142,15 @@ def test_a_weak_model_is_reported_as_not_beating_its_baselines(data_files):
     markdown = render_markdown(report)
     assert "(beats baseline: no)" in markdown and "| error |" in markdown
     assert "broken: error: scripted failure" in markdown
+    # later models against the first, paired on the same examples (a failed one is left out)
+    versus = report["tasks"]["translate"]["versus_first"]
+    assert {(r["backend"], r["reference"]) for r in versus} == {("copy", "good")}
+    bleu = next(r for r in versus if r["metric"] == "bleu")
+    assert bleu["improvement"] == pytest.approx(bleu["value"] - bleu["reference_value"])
+    assert bleu["improvement"] < 0
+    assert bleu["ci95"][0] <= bleu["improvement"] <= bleu["ci95"][1]
+    assert bleu["verdict"] == significance.verdict(bleu["ci95"])
+    assert "Against the first model, `good`, on the same examples" in markdown
 
 
 def test_unknown_task_or_missing_model_is_a_user_error(data_files):

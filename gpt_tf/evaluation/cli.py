@@ -36,7 +36,8 @@ def add_task_arguments(parser):
     group.add_argument("--model", action="append", default=[], metavar="[TASK=]TARGET",
                        help="a run directory, SavedModel directory, http(s) model URL or TFLite "
                             "export; TASK=TARGET for one task only (repeatable: several models "
-                            "become columns of the report)")
+                            "become columns of the report, each later one also compared with "
+                            "the first on the same examples)")
     group.add_argument("--backend-compare", action="store_true",
                        help="also evaluate the SavedModel and TFLite exports of each run "
                             "directory (found by their recorded source run under --exports-dir)")

@@ -362,10 +362,34 @@ def compare(task_report, task):
                     row.update(significance.paired_bootstrap(metric, model_rows, baseline_rows,
                                                              higher))
                 rows.append(row)
+    task_report["comparisons"] = rows
+    task_report["versus_first"] = _versus_first(task_report, task)
     for result in (*task_report["results"].values(), *task_report["baselines"].values()):
         result.pop(STATS, None)
-    task_report["comparisons"] = rows
     return task_report
+
+
+def _versus_first(task_report, task):
+    """With several models (columns), each later one against the first, paired on the same
+    examples: is a candidate better than the shipped model, or int8 TFLite worse than Keras?
+    One row per (metric, model): `reference`, the values, and the paired bootstrap."""
+    scored = [(label, result) for label, result in task_report["results"].items()
+              if "error" not in result and result.get(STATS)]
+    if len(scored) < 2:
+        return []
+    (reference, first), rows = scored[0], []
+    for metric in TASK_METRICS[task]:
+        higher = METRICS[metric][1]
+        for label, result in scored[1:]:
+            model_rows, reference_rows = result[STATS].get(metric), first[STATS].get(metric)
+            if model_rows is None or reference_rows is None or result.get(metric) is None:
+                continue
+            rows.append({"metric": metric, "higher_is_better": higher, "backend": label,
+                         "reference": reference, "value": result[metric],
+                         "reference_value": first.get(metric),
+                         **significance.paired_bootstrap(metric, model_rows, reference_rows,
+                                                         higher)})
+    return rows
 
 
 def _evaluate_set(task, task_data, targets, client_for, say):
@@ -692,6 +716,7 @@ def _entry_lines(task, entry, heading):
             cells += [_fmt(metric, entry["results"][b].get(metric)) for b in backends]
             lines.append("| " + " | ".join(cells) + " |")
     lines += _margin_table(entry, backends)
+    lines += _versus_first_table(entry)
     lines.append("")
     lines.append("Time per backend: " + ", ".join(
         f"{b} {entry['results'][b].get('seconds', 0):.1f} s" for b in backends) + ".")
@@ -761,6 +786,24 @@ def _margin_table(entry, backends):
                 cells.append(f"{row['improvement']:+.{decimals}f} [{low:+.{decimals}f}, "
                              f"{high:+.{decimals}f}] {significance.verdict(row['ci95'])}")
             lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _versus_first_table(entry):
+    """Markdown lines: each later model's margin over the first, with its 95% interval."""
+    rows = entry.get("versus_first") or []
+    if not rows:
+        return []
+    reference = rows[0]["reference"]
+    lines = ["", f"Against the first model, `{reference}`, on the same examples (positive: "
+             "better than it), paired bootstrap:", "",
+             "| metric | model | value | " + f"{reference} | margin [95%] |", "|---|---|---|---|---|"]
+    for row in rows:
+        name, _, decimals = METRICS[row["metric"]]
+        low, high = row["ci95"]
+        lines.append(f"| {name} | {row['backend']} | {row['value']:.{decimals}f} | "
+                     f"{row['reference_value']:.{decimals}f} | {row['improvement']:+.{decimals}f} "
+                     f"[{low:+.{decimals}f}, {high:+.{decimals}f}] {row['verdict']} |")
     return lines
 
 
