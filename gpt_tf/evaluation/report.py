@@ -385,7 +385,8 @@ def _versus_first(task_report, task):
             if model_rows is None or reference_rows is None or result.get(metric) is None:
                 continue
             rows.append({"metric": metric, "higher_is_better": higher, "backend": label,
-                         "reference": reference, "value": result[metric],
+                         "target": result.get("target"), "reference": reference,
+                         "reference_target": first.get("target"), "value": result[metric],
                          "reference_value": first.get(metric),
                          **significance.paired_bootstrap(metric, model_rows, reference_rows,
                                                          higher)})
@@ -794,14 +795,18 @@ def _versus_first_table(entry):
     rows = entry.get("versus_first") or []
     if not rows:
         return []
+    def name(label, target):
+        return f"{label} (`{target}`)" if target else label
+
     reference = rows[0]["reference"]
-    lines = ["", f"Against the first model, `{reference}`, on the same examples (positive: "
-             "better than it), paired bootstrap:", "",
+    lines = ["", f"Against the first model, {name(reference, rows[0]['reference_target'])}, "
+             "on the same examples (positive: better than it), paired bootstrap:", "",
              "| metric | model | value | " + f"{reference} | margin [95%] |", "|---|---|---|---|---|"]
     for row in rows:
-        name, _, decimals = METRICS[row["metric"]]
+        metric, _, decimals = METRICS[row["metric"]]
         low, high = row["ci95"]
-        lines.append(f"| {name} | {row['backend']} | {row['value']:.{decimals}f} | "
+        lines.append(f"| {metric} | {name(row['backend'], row['target'])} | "
+                     f"{row['value']:.{decimals}f} | "
                      f"{row['reference_value']:.{decimals}f} | {row['improvement']:+.{decimals}f} "
                      f"[{low:+.{decimals}f}, {high:+.{decimals}f}] {row['verdict']} |")
     return lines
