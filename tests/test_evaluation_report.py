@@ -193,6 +193,12 @@ def test_models_can_be_given_per_task_and_exports_are_discovered(tmp_path):
     args = _parser().parse_args(["--task", "qa", "--model", f"qa={lite}",
                                  "--model", f"sentiment={run}"])
     assert [t.label for t in eval_cli.build_targets(args, ["qa"])["qa"]] == ["tflite-int8"]
+    other_run = tmp_path / "runs" / "candidate"
+    other_run.mkdir()
+    (other_run / "config.json").write_text("{}")
+    args = _parser().parse_args(["--task", "qa", "--model", str(run), "--model", str(other_run)])
+    assert [t.label for t in eval_cli.build_targets(args, ["qa"])["qa"]] == [
+        f"keras ({run})", f"keras ({other_run})"]  # two of a kind: named by their paths
     with pytest.raises(UserError, match="name the model"):
         eval_cli.build_targets(_parser().parse_args(["--task", "qa"]), ["qa"])
 

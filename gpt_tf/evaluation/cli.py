@@ -152,8 +152,11 @@ def build_targets(args, tasks):
                     kind = None
                 if kind == "keras":
                     expanded.extend(t.target for t in find_exports(path, args.exports_dir))
-        for target in dict.fromkeys(expanded):
-            label = _label(target)
+        unique = list(dict.fromkeys(expanded))
+        labels = [_label(target) for target in unique]
+        for target, label in zip(unique, labels):
+            if labels.count(label) > 1:  # two run directories, say: name them by their paths
+                label = f"{label} ({target})"
             seen[label] = seen.get(label, 0) + 1
             labelled.append(Target(label if seen[label] == 1 else f"{label}-{seen[label]}", target))
         out[task] = labelled

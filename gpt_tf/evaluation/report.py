@@ -796,7 +796,7 @@ def _versus_first_table(entry):
     if not rows:
         return []
     def name(label, target):
-        return f"{label} (`{target}`)" if target else label
+        return f"{label} (`{target}`)" if target and target not in label else label
 
     reference = rows[0]["reference"]
     lines = ["", f"Against the first model, {name(reference, rows[0]['reference_target'])}, "
