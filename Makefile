@@ -38,20 +38,24 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The shipped multi-task model: data -> pretraining mixture -> tokenizer -> pretrain ->
-# fine-tune on the four tasks -> SavedModel + int8 TFLite -> evaluation report.
-#   make models            a generalist model from scratch on this CPU (round 10, measured,
-#                          not shipped: docs/OPTIMISATION.md): modern data for every task
-#                          (docs, news, software messages, tweets, editorials), bfloat16,
-#                          about 80 minutes of pretraining and 25 of fine-tuning on 2 cores,
-#                          then `ship`, which REPLACES models/, saved_models/ and tflite/
-#                          (git checkout restores them). Every stage resumes where it stopped:
-#                          rerun `make models` after an interruption.
+# fine-tune on the four tasks -> compared with the shipped model; `make ship` then exports
+# SavedModel + int8 TFLite and writes the evaluation report.
+#   make models            a generalist model from scratch on this CPU (rounds 10 and 13:
+#                          docs/OPTIMISATION.md): modern data for every task (docs, news,
+#                          IMDB reviews, software messages, tweets, editorials), bfloat16,
+#                          about 80 minutes of pretraining and 25 of fine-tuning on 2 cores
+#                          with the defaults, then `compare` (nothing is replaced). Every
+#                          stage resumes where it stopped: rerun `make models` after an
+#                          interruption.
 #   make models-portable   the same Keras model trained with the JAX backend from packed
 #                          arrays (tools/portable_train.py; on a GPU with JAX_EXTRA=[cuda13];
-#                          it made the round-9 model from Shakespeare and the Bible)
+#                          it made the round-9 model from Shakespeare and the Bible), then
+#                          `compare`
+#   make ship RUN=...      REPLACES models/, saved_models/ and tflite/ (git checkout restores)
 MODELS_DIR ?= runs/models
 PRETRAIN_STEPS ?= 1300
 FINETUNE_STEPS ?= 600
+FINETUNE_LR ?= 5e-4
 PORTABLE_DIR ?= runs/portable
 JAX_EXTRA ?=
 # TOKENIZER= trains a new tokenizer on the mixture (make models always does); a path reuses one.
@@ -94,7 +98,9 @@ models-portable: setup $(MIX_DONE)
 	KERAS_BACKEND=jax $(BIN)/python tools/portable_train.py train --work $(PORTABLE_DIR) \
 		--finetune-learning-rates 1e-3,2e-3
 	$(BIN)/python tools/portable_train.py import --work $(PORTABLE_DIR)
-	$(MAKE) ship RUN=$(PORTABLE_DIR)/multitask TRAINING=$(PORTABLE_DIR)/output/history.json
+	$(MAKE) compare RUN=$(PORTABLE_DIR)/multitask
+	@echo "compared with the shipped model in reports/candidate/report.md; if it is better as a"
+	@echo "whole: make ship RUN=$(PORTABLE_DIR)/multitask TRAINING=$(PORTABLE_DIR)/output/history.json"
 
 # The tokenizer is trained on the mixture's train split by the first `gpt-tf train`.
 models: setup $(MIX_DONE)
@@ -102,7 +108,7 @@ models: setup $(MIX_DONE)
 		--validation-data $(MODELS_DIR)/mix/validation $(PRETRAIN) \
 		$(if $(TOKENIZER),--tokenizer $(TOKENIZER)) --quiet
 	$(BIN)/gpt-tf finetune --base $(MODELS_DIR)/base --run-dir $(MODELS_DIR)/multitask \
-		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.batch_size=16 --train.learning_rate=5e-4 \
+		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.batch_size=16 --train.learning_rate=$(FINETUNE_LR) \
 		--train.warmup_steps=50 --train.eval_every=150 --train.eval_steps=20 \
 		--train.checkpoint_every=100 --train.restore_best_weights=true --quiet
 	$(MAKE) compare RUN=$(MODELS_DIR)/multitask
@@ -165,6 +171,8 @@ reports-full: setup
 # and 1,000 Wikipedia questions and 300 whole reviews): each metric's margin over the shipped
 # model with its 95% interval, in reports/candidate/. Nothing is replaced; `make ship` does that.
 compare: setup
+	$(if $(RUN),,$(error give the candidate: make compare RUN=DIR))
+	$(if $(filter $(abspath $(RUN)),$(abspath models/multitask)),$(error RUN is the shipped model itself))
 	test -f $(RUN)/model.keras
 	$(BIN)/gpt-tf evaluate --task all --model models/multitask --model $(RUN) \
 		--limit qa-en-wiki=1000 --limit sentiment-en-reviews=300 --output reports/candidate

@@ -126,6 +126,9 @@ def bfloat16_copy(model, config):
 
     twin = GPTCausalLM.from_model_config(config.model, dtype="bfloat16")
     twin(tf.zeros((1, 8), tf.int32))
+    if len(twin.weights) != len(model.weights):
+        raise SystemExit(f"the bfloat16 copy has {len(twin.weights)} weights, the model "
+                         f"{len(model.weights)}")
     for target, source in zip(twin.weights, model.weights):
         target.assign(tf.cast(source, target.dtype))
     return twin

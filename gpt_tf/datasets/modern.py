@@ -407,6 +407,11 @@ IMDB_REVIEWS = {"train": 5000, "validation": 500, "test": 500}
 # A review sharing a run of this many words with one of the reserved whole reviews is
 # dropped (8-word runs are stock phrases: "one of the best films of the year").
 IMDB_SHARED_WORDS = 12
+# A held-out UCI IMDB sentence this many words long is looked for as whole words, however
+# few letters it has ("This is a stunning movie.", "Even worse than Ticker."): it was cut
+# from one of these reviews. Shorter ones are not told apart from chance; at 4 words a few
+# stock phrases ("Go and see it.") also skip a review, which costs nothing.
+UCI_QUOTE_WORDS = 4
 # A snippet this long found inside a reserved whole review is a quote of it, not chance (and
 # a held-out sentence this long found inside an IMDB review is held-out text).
 RESERVED_QUOTE_LETTERS = 40
@@ -470,10 +475,13 @@ def _word_runs(text, n):
     return {stable_hash(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)}
 
 
-def _imdb_rows(sources, owner, held_out_keys, reserved_reviews, limits=None):
-    """The IMDB sample per split and what was dropped: per split, at most `limits[split]`
-    reviews (default `IMDB_REVIEWS`), half of each label, the first in sha256 order."""
+def _imdb_rows(sources, owner, holds_held_out, reserved_reviews, limits=None, after=None):
+    """The IMDB reviews kept per split and what was dropped: per split and label, in sha256
+    order, the reviews that pass the checks, skipping the first `after[split] // 2` of them
+    (another set's sample) and keeping the next `limits[split] // 2` (default: the
+    `IMDB_REVIEWS` sample). `holds_held_out(text)` says whether a review quotes held-out text."""
     limits = limits or IMDB_REVIEWS
+    after = after or {}
     items, stats = dedupe_labelled(read_imdb(sources, owner))
     reserved_runs = set()
     for text in reserved_reviews:
@@ -486,22 +494,21 @@ def _imdb_rows(sources, owner, held_out_keys, reserved_reviews, limits=None):
                     for label in sentiment.BINARY_LABELS}
         rows[split] = []
         for label, candidates in by_label.items():
-            kept = []
+            kept, skip = [], after.get(split, 0) // 2
             for text, _ in candidates:
-                if len(kept) == limits[split] // 2:
+                if len(kept) == skip + limits[split] // 2:
                     break
-                letters = letters_key(text)
                 if any(marker in text for marker in RESERVED_MARKERS):
                     # reviews of Austen adaptations name her characters: not her text,
                     # but the reserved-marker scan of every prepared set stays exact
                     dropped["markers"] += 1
                 elif _word_runs(text, IMDB_SHARED_WORDS) & reserved_runs:
                     dropped["reserved"] += 1
-                elif any(sentence in letters for sentence in held_out_keys):
+                elif holds_held_out(text):
                     dropped["held_out"] += 1
                 else:
                     kept.append((text, label, "movie reviews (IMDB)"))
-            rows[split].extend(kept)
+            rows[split].extend(kept[skip:])
     return rows, dropped
 
 
@@ -521,7 +528,8 @@ BROAD_SENTIMENT_SPLIT_RULE = (
     "in sha256 order, half of each label, skipping a review that holds one of this set's "
     "validation or test movie texts (sentiment-en's sentences, the VADER movie snippets and "
     "the UCI IMDB sentences, which were taken from these reviews; "
-    f"{RESERVED_QUOTE_LETTERS}+ letters and digits compared) or "
+    f"{RESERVED_QUOTE_LETTERS}+ letters and digits compared, and a UCI IMDB sentence of "
+    f"{UCI_QUOTE_WORDS}+ words as whole words) or "
     f"shares a run of {IMDB_SHARED_WORDS} words with a reserved whole review. The UCI "
     "sentences are split like the VADER snippets, and one equal to a sentiment-en sentence or to a sentiment-en-products snippet is "
     "dropped. No text is in two splits."
@@ -572,14 +580,35 @@ def _broad_snippet_rows(sources, owner):
 # sentiment-en-broad's held-out texts that an IMDB review can quote: Kotzias et al.'s UCI
 # IMDB sentences are taken from these very reviews, and the snippets are movie reviews too.
 MOVIE_DOMAINS = ("movies (sentiment-en)", "movies (VADER)", UCI_DOMAINS["imdb"])
+_WORDS = re.compile(r"[^\W_]+")
 
 
-def _held_out_movie_keys(rows):
-    """Letters-and-digits keys of the validation and test movie texts of `rows` (long
-    enough not to match by chance): an IMDB review holding one is skipped. sentiment-en is
-    tokenised and lower-cased, IMDB raw, so they are compared on letters and digits."""
-    return [key for split in ("validation", "test") for text, _, domain in rows[split]
-            if domain in MOVIE_DOMAINS and len(key := letters_key(text)) >= RESERVED_QUOTE_LETTERS]
+def _words_key(text):
+    """The text's words (letters and digits), case-folded, between single spaces."""
+    return " " + " ".join(_WORDS.findall(text.casefold())) + " "
+
+
+def _held_out_check(rows):
+    """`holds(text)`: whether `text` quotes a validation or test movie text of `rows`.
+
+    A text of RESERVED_QUOTE_LETTERS+ letters and digits is looked for on those alone
+    (sentiment-en is tokenised and lower-cased, IMDB raw), so a long sentence cannot match
+    by chance; a UCI IMDB sentence of UCI_QUOTE_WORDS+ words is also looked for as a run of
+    whole words, since shorter ones are quotes of these reviews, not chance."""
+    held_out = [(text, domain) for split in ("validation", "test")
+                for text, _, domain in rows[split] if domain in MOVIE_DOMAINS]
+    letters = [key for text, _ in held_out
+               if len(key := letters_key(text)) >= RESERVED_QUOTE_LETTERS]
+    words = [key for text, domain in held_out if domain == UCI_DOMAINS["imdb"]
+             and len(key := _words_key(text).split()) >= UCI_QUOTE_WORDS]
+    words = [" " + " ".join(key) + " " for key in words]
+
+    def holds(text):
+        text_letters, text_words = letters_key(text), _words_key(text)
+        return (any(key in text_letters for key in letters)
+                or any(key in text_words for key in words))
+
+    return holds
 
 
 def _reserved_reviews(sources, owner):
@@ -595,8 +624,7 @@ def build_sentiment_en_broad(sources, out_dir, progress):
     owner = "sentiment-en-broad"
     rows, stats = _broad_snippet_rows(sources, owner)
     reserved_reviews = _reserved_reviews(sources, owner)
-    imdb, imdb_dropped = _imdb_rows(sources, owner, _held_out_movie_keys(rows),
-                                    reserved_reviews)
+    imdb, imdb_dropped = _imdb_rows(sources, owner, _held_out_check(rows), reserved_reviews)
     for split in SPLITS:
         rows[split].extend(imdb[split])
     splits, dropped = _drop_cross_split(rows)
@@ -636,7 +664,9 @@ def build_sentiment_en_broad(sources, out_dir, progress):
             f"IMDB: {imdb_dropped['duplicates']:,} duplicate reviews dropped before the split; "
             f"in the sample, {imdb_dropped['reserved']} review(s) sharing a "
             f"{IMDB_SHARED_WORDS}-word run with a reserved whole review and "
-            f"{imdb_dropped['held_out']} holding a held-out movie text of this set and "
+            f"{imdb_dropped['held_out']} holding a held-out movie text of this set ("
+            f"{RESERVED_QUOTE_LETTERS}+ letters and digits, or a UCI IMDB sentence of "
+            f"{UCI_QUOTE_WORDS}+ whole words) and "
             f"{imdb_dropped['markers']} naming a reserved source's characters (reviews of "
             "Jane Austen adaptations) skipped; "
             "`<br />` read as a space",
@@ -644,18 +674,20 @@ def build_sentiment_en_broad(sources, out_dir, progress):
     }
 
 
-# lm-en-imdb: more of the IMDB reviews as language-model text. Per split, the first reviews in
-# sha256 order, half of each label, with the same skips as sentiment-en-broad's sample (which
-# is the head of the same order, so its validation and test reviews are in lm-en-imdb's).
-# Capped so the reviews stay under half of the pretraining mixture (`make models`).
-IMDB_LM_REVIEWS = {"train": 20000, "validation": 1000, "test": 1000}
+# lm-en-imdb: more of the IMDB reviews as language-model text. Per split and label, the
+# reviews that follow sentiment-en-broad's sample in the same sha256 order, with the same
+# skips: the two sets never share a review (a mixture holds both), and every review of this
+# set's train split is in the split's train part. Capped so that the IMDB text of the two
+# stays under half of the pretraining mixture (`make models`).
+IMDB_LM_REVIEWS = {"train": 15000, "validation": 1000, "test": 1000}
 IMDB_LM_SPLIT_RULE = (
     "The IMDB reviews (Maas et al. 2011) are de-duplicated and split like sentiment-en-broad's "
-    "(stratified by label, sha256 hash order, 10% test, 10% validation), then per split the "
-    f"first {IMDB_LM_REVIEWS['train']:,} / {IMDB_LM_REVIEWS['validation']:,} / "
-    f"{IMDB_LM_REVIEWS['test']:,} (train / validation / test) in sha256 order are kept, half of "
-    "each label. sentiment-en-broad's IMDB sample is the head of the same order, so its "
-    "validation and test reviews are never in this set's train split. One review per file."
+    "(stratified by label, sha256 hash order, 10% test, 10% validation), with the same skips; "
+    "per split and label the reviews after sentiment-en-broad's sample are kept, "
+    f"{IMDB_LM_REVIEWS['train']:,} / {IMDB_LM_REVIEWS['validation']:,} / "
+    f"{IMDB_LM_REVIEWS['test']:,} (train / validation / test), half of each label. The two "
+    "sets share no review, and sentiment-en-broad's validation and test reviews are in the "
+    "held-out part of the same split. One review per file."
 )
 
 
@@ -663,8 +695,9 @@ def build_lm_en_imdb(sources, out_dir, progress):
     """Whole IMDB user reviews as language-model text: modern, everyday English."""
     owner = "lm-en-imdb"
     rows, _ = _broad_snippet_rows(sources, owner)
-    imdb, dropped = _imdb_rows(sources, owner, _held_out_movie_keys(rows),
-                               _reserved_reviews(sources, owner), IMDB_LM_REVIEWS)
+    imdb, dropped = _imdb_rows(sources, owner, _held_out_check(rows),
+                               _reserved_reviews(sources, owner), IMDB_LM_REVIEWS,
+                               after=IMDB_REVIEWS)
     splits = {split: [lm.Document(f"imdb-{split}-{number:05d}", f"IMDB review {number}",
                                   lm.clean_lm_text(text), split)
                       for number, (text, _, _) in enumerate(imdb[split])]
@@ -683,7 +716,8 @@ def build_lm_en_imdb(sources, out_dir, progress):
             f"read for the kept ones, {dropped['reserved']} review(s) sharing a "
             f"{IMDB_SHARED_WORDS}-word run with a reserved whole review, "
             f"{dropped['held_out']} holding a held-out movie text of sentiment-en-broad "
-            f"(validation or test, {RESERVED_QUOTE_LETTERS}+ letters and digits) and "
+            f"(validation or test; {RESERVED_QUOTE_LETTERS}+ letters and digits, or a UCI "
+            f"IMDB sentence of {UCI_QUOTE_WORDS}+ whole words) and "
             f"{dropped['markers']} naming a reserved source's characters skipped",
         ] + lm.LM_CLEANING,
     }

