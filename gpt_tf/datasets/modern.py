@@ -600,8 +600,7 @@ def _held_out_check(rows):
     letters = [key for text, _ in held_out
                if len(key := letters_key(text)) >= RESERVED_QUOTE_LETTERS]
     words = [key for text, domain in held_out if domain == UCI_DOMAINS["imdb"]
-             and len(key := _words_key(text).split()) >= UCI_QUOTE_WORDS]
-    words = [" " + " ".join(key) + " " for key in words]
+             and len((key := _words_key(text)).split()) >= UCI_QUOTE_WORDS]
 
     def holds(text):
         text_letters, text_words = letters_key(text), _words_key(text)

@@ -139,7 +139,7 @@ def build_targets(args, tasks):
             targets[name].append(target)
     out = {}
     for task, names in targets.items():
-        labelled, seen = [], {}
+        labelled = []
         expanded = []
         for target in names:
             expanded.append(target)
@@ -157,8 +157,7 @@ def build_targets(args, tasks):
         for target, label in zip(unique, labels):
             if labels.count(label) > 1:  # two run directories, say: name them by their paths
                 label = f"{label} ({target})"
-            seen[label] = seen.get(label, 0) + 1
-            labelled.append(Target(label if seen[label] == 1 else f"{label}-{seen[label]}", target))
+            labelled.append(Target(label, target))  # targets are unique, so labels are too
         out[task] = labelled
     return out
 
