@@ -133,8 +133,10 @@ ship: setup
 		$(RUN)/task_card.json $(RUN)/export_tasks.json models/multitask.new/
 	cp $(RUN)/history.jsonl models/multitask.new/
 	$(if $(wildcard $(RUN)/init_from.json),cp $(RUN)/init_from.json models/multitask.new/)
+	$(if $(wildcard $(RUN)/config_changes.jsonl),cp $(RUN)/config_changes.jsonl models/multitask.new/)
 	$(if $(TRAINING),,mkdir -p models/multitask.new/pretraining && \
-		cp $(BASE)/config.json $(BASE)/history.jsonl models/multitask.new/pretraining/ && \
+		cp $(BASE)/config.json $(BASE)/history.jsonl $(wildcard $(BASE)/config_changes.jsonl) \
+			models/multitask.new/pretraining/ && \
 		cp $(MODELS_DIR)/mix/mixture.json models/multitask.new/pretraining/)
 	$(if $(TRAINING),cp $(TRAINING) models/multitask.new/training_history.json)
 	rm -rf models/multitask && mv models/multitask.new models/multitask

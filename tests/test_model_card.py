@@ -39,3 +39,21 @@ def test_the_card_lists_every_comparison_of_every_report():
     verdict = "no" if missed else "yes"
     assert f"Every metric beats its baseline: {verdict}" in text
     assert "5.32M parameters" in text and "## Training" not in text
+
+
+def test_a_resume_that_changed_the_schedule_is_in_the_training_row(tmp_path):
+    train = {"steps": 2700, "batch_size": 32, "learning_rate": 1e-3, "min_learning_rate": 1e-4,
+             "warmup_steps": 150, "mixed_precision": "bfloat16"}
+    (tmp_path / "config.json").write_text(json.dumps({"train": train}))
+    (tmp_path / "history.jsonl").write_text(
+        json.dumps({"step": 2700, "validation_loss": 4.29}) + "\n")
+    row = model_card._gpt_tf_stage_line("pretraining", str(tmp_path))
+    assert "| pretraining | 2700 | 32 x 256 (22M tokens) |" in row
+    assert "resumed" not in row and "best validation loss 4.2900 at step 2700" in row
+    (tmp_path / "config_changes.jsonl").write_text(
+        json.dumps({"step": 2307, "train": {"steps": [3000, 2700]}}) + "\n"
+        + json.dumps({"step": 2500, "train": {"learning_rate": [1e-3, 5e-4],
+                                              "mixed_precision": ["bfloat16", "none"]}}) + "\n")
+    row = model_card._gpt_tf_stage_line("pretraining", str(tmp_path))
+    assert ("bfloat16; resumed at step 2307 with steps 3000 -> 2700; resumed at step 2500 "
+            "with learning_rate 0.001 -> 0.0005, mixed_precision bfloat16 -> none |") in row

@@ -154,10 +154,17 @@ def test_overrides_on_existing_run(tmp_path, tiny_config, corpus_files):
     warnings = [info["message"] for kind, info in events if kind == "warning"]
     assert len(warnings) == 1, warnings
     assert "train.steps 12 -> 16" in warnings[0] and "warm restart" in warnings[0]
+    # config.json keeps only the new value; the change log says what trained steps 1-12.
+    with open(os.path.join(run_dir, "config_changes.jsonl")) as handle:
+        assert [json.loads(line) for line in handle] == [
+            {"step": 12, "train": {"steps": [12, 16]}}]
     events.clear()
     again = train(run_dir, on_event=lambda kind, info: events.append((kind, info)))
     assert again.resumed_from == 16 and again.step == 16
     assert not [info for kind, info in events if kind == "warning"]
+    # A plain resume changes nothing and logs nothing.
+    with open(os.path.join(run_dir, "config_changes.jsonl")) as handle:
+        assert len(handle.readlines()) == 1
     from gpt_tf.errors import UserError
 
     with pytest.raises(UserError, match="only train"):

@@ -54,7 +54,26 @@ def _gpt_tf_stage_line(name, run):
     tokens = config["steps"] * config["batch_size"] * 256
     return (f"| {name} | {config['steps']} | {config['batch_size']} x 256 ({tokens / 1e6:.0f}M "
             f"tokens) | {config['learning_rate']:g} -> {config['min_learning_rate']:g}, warmup "
-            f"{config['warmup_steps']}, {config['mixed_precision']} | {where} |")
+            f"{config['warmup_steps']}, {config['mixed_precision']}{_changes_text(run)} | "
+            f"{where} |")
+
+
+def _changes_text(run):
+    """'; resumed at step N with train.k a -> b' for each resume that changed settings.
+
+    config.json holds the last settings only; config_changes.jsonl says what came before.
+    """
+    path = os.path.join(run, "config_changes.jsonl")
+    if not os.path.isfile(path):
+        return ""
+    with open(path, encoding="utf-8") as handle:
+        changes = [json.loads(line) for line in handle if line.strip()]
+    return "".join(
+        f"; resumed at step {c['step']} with "
+        + ", ".join(f"{key} {old:g} -> {new:g}" if isinstance(new, (int, float))
+                    and not isinstance(new, bool) else f"{key} {old} -> {new}"
+                    for key, (old, new) in c["train"].items())
+        for c in changes)
 
 
 def _mixture_text(mixture):

@@ -27,6 +27,7 @@ from gpt_tf.training.inputs import (
 from gpt_tf.training.run_dir import (
     LOGS_DIR,
     MODEL_KERAS,
+    append_config_change,
     load_model,
     load_run_config,
     load_split,
@@ -199,6 +200,7 @@ def _restore(run_dir, state, stored, config, chief, emit, warn):
         if resumed_from:
             _apply_train_changes(state, stored.train, config.train, resumed_from, warn)
         if chief:
+            append_config_change(run_dir, resumed_from, stored, config)
             write_run_config(run_dir, config)
     base_run = None if restored else read_init_from(run_dir)
     if base_run:

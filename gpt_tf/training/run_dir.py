@@ -8,6 +8,8 @@
     best/            the checkpoint with the best `train.best_metric`
     logs/            TensorBoard: train/, validation/, profile/
     history.jsonl    one line of validation metrics per evaluation
+    config_changes.jsonl  one line per resume that changed train.* settings: the step and
+                     each changed key's old and new value (config.json holds only the last)
     model.keras      the final model, written when a run completes or stops early
 """
 
@@ -32,6 +34,7 @@ CONFIG_FILE = "config.json"
 SPLIT_FILE = "data_split.json"
 MODEL_KERAS = "model.keras"
 HISTORY_FILE = "history.jsonl"
+CHANGES_FILE = "config_changes.jsonl"
 # Fine-tuning runs start from another run's weights: {"run_dir": BASE}.
 INIT_FILE = "init_from.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -83,6 +86,19 @@ def read_init_from(run_dir):
 def append_history(run_dir, metrics):
     with open(os.path.join(run_dir, HISTORY_FILE), "a") as handle:
         handle.write(json.dumps(metrics) + "\n")
+
+
+def append_config_change(run_dir, step, old, new):
+    """Records which `train.*` settings a resume at `step` changed, from `old` to `new`.
+
+    config.json is rewritten with the new settings, so without this line a run's later
+    readers (model cards, reproductions) could not tell what trained its first steps.
+    """
+    before, after = dataclasses.asdict(old.train), dataclasses.asdict(new.train)
+    changed = {key: [before[key], after[key]] for key in after if before.get(key) != after[key]}
+    if changed:
+        with open(os.path.join(run_dir, CHANGES_FILE), "a") as handle:
+            handle.write(json.dumps({"step": int(step), "train": changed}) + "\n")
 
 
 def save_model_atomic(model, path):
