@@ -107,8 +107,10 @@ def card(run, reports, training=None, base=None, mixture=None):
                   "|---|---|---|---|---|", _gpt_tf_stage_line("pretraining", base),
                   _gpt_tf_stage_line("fine-tuning", run),
                   "", f"Dropout {model['dropout']}, AdamW, trained on 2 CPU cores with gpt-tf's "
-                  "TensorFlow loop (`make models`); the fine-tuned weights are the best "
-                  "validation checkpoint (train.restore_best_weights).", ""]
+                  "TensorFlow loop (`make models`); the fine-tuned weights are "
+                  + ("the best validation checkpoint (train.restore_best_weights)."
+                     if config["train"].get("restore_best_weights") else "the last step's."),
+                  ""]
     if training:
         lines += ["## Training", "", "| stage | steps | batch | learning rate | result |",
                   "|---|---|---|---|---|", _stage_line("pretraining", training["pretrain"])]
