@@ -70,10 +70,15 @@ def _changes_text(run):
         changes = [json.loads(line) for line in handle if line.strip()]
     return "".join(
         f"; resumed at step {c['step']} with "
-        + ", ".join(f"{key} {old:g} -> {new:g}" if isinstance(new, (int, float))
-                    and not isinstance(new, bool) else f"{key} {old} -> {new}"
+        + ", ".join(f"{key} {_setting(old)} -> {_setting(new)}"
                     for key, (old, new) in c["train"].items())
         for c in changes)
+
+
+def _setting(value):
+    """A config value as the card prints it: numbers in `:g` form, the rest as they are."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return f"{value:g}" if number else str(value)
 
 
 def _mixture_text(mixture):

@@ -95,7 +95,7 @@ def append_config_change(run_dir, step, old, new):
     readers (model cards, reproductions) could not tell what trained its first steps.
     """
     before, after = dataclasses.asdict(old.train), dataclasses.asdict(new.train)
-    changed = {key: [before[key], after[key]] for key in after if before.get(key) != after[key]}
+    changed = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
     if changed:
         with open(os.path.join(run_dir, CHANGES_FILE), "a") as handle:
             handle.write(json.dumps({"step": int(step), "train": changed}) + "\n")
