@@ -110,7 +110,8 @@ models: setup $(MIX_DONE)
 	$(BIN)/gpt-tf finetune --base $(MODELS_DIR)/base --run-dir $(MODELS_DIR)/multitask \
 		$(TASKS) --train.steps=$(FINETUNE_STEPS) --train.batch_size=16 --train.learning_rate=$(FINETUNE_LR) \
 		--train.warmup_steps=50 --train.eval_every=150 --train.eval_steps=20 \
-		--train.checkpoint_every=100 --train.restore_best_weights=false --quiet
+		--train.checkpoint_every=100 --train.best_metric=task_loss \
+		--train.restore_best_weights=true --quiet
 	$(MAKE) compare RUN=$(MODELS_DIR)/multitask
 	@echo "compared with the shipped model in reports/candidate/report.md; if it is better as a"
 	@echo "whole: make ship RUN=$(MODELS_DIR)/multitask MODELS_DIR=$(MODELS_DIR)"

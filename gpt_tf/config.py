@@ -69,9 +69,22 @@ class DataConfig:
 
 
 # Fine-tuning tasks whose validation answers are scored (`gpt_tf.training.evaluate_totals`),
-# and the `train.best_metric` values: the loss or one of their accuracies.
+# and the `train.best_metric` values: the loss, the tasks' mean loss or one of their accuracies.
 ANSWER_TASKS = task_table.ANSWER_TASKS
-BEST_METRICS = ("loss",) + tuple(f"{task}_accuracy" for task in ANSWER_TASKS)
+TASK_LOSS = "task_loss"
+BEST_METRICS = ("loss", TASK_LOSS) + tuple(f"{task}_accuracy" for task in ANSWER_TASKS)
+
+
+def selection_score(metrics, best_metric):
+    """Lower is better: the validation loss, the scored tasks' mean loss, or minus an answer
+    accuracy."""
+    if best_metric == "loss":
+        return metrics["validation_loss"]
+    if best_metric == TASK_LOSS:
+        losses = [metrics[f"validation_{t}_loss"] for t in ANSWER_TASKS
+                  if f"validation_{t}_loss" in metrics]
+        return sum(losses) / len(losses) if losses else metrics["validation_loss"]
+    return -metrics.get(f"validation_{best_metric}", 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +118,10 @@ class TrainConfig:
             better `best_metric` (0: never).
         best_metric: what picks the `best` checkpoint and drives early
             stopping: `loss` (the validation loss) or, for a fine-tuning run,
-            `translate_accuracy`, `qa_accuracy` or `sentiment_accuracy` (the
+            `task_loss` (the mean of the scored tasks' validation losses,
+            each task counted once and the `generate` text left out: the
+            total loss of a multi-task run can rise with its text while the
+            tasks improve), `translate_accuracy`, `qa_accuracy` or `sentiment_accuracy` (the
             share of that task's validation answers the model predicts
             exactly, token by token; for sentiment, the label; a QA question
             longer than the window counts once per window).

@@ -120,6 +120,31 @@ def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path
         validation_sets(split, tokenizer, config, warnings.append)
 
 
+def test_task_loss_selects_by_the_tasks_mean_loss(tuned, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    from gpt_tf.training import train
+
+    run = str(tmp_path / "task_loss")
+    shutil.copytree(tuned["run"], run)
+    train(run, overrides=["train.best_metric=task_loss", "train.steps=12",
+                          "train.eval_every=2"])
+    rows = [json.loads(line) for line in open(os.path.join(run, "history.jsonl"))]
+    evals = [r for r in rows if r["step"] > 8 and "validation_loss" in r]
+    assert evals, rows
+    # the score is the mean of the two tasks' losses, not the total loss
+    task_means = {r["step"]: (r["validation_translate_loss"]
+                              + r["validation_sentiment_loss"]) / 2 for r in evals}
+    best = tf.train.latest_checkpoint(os.path.join(run, "best"))
+    step = int(best.rsplit("-", 1)[1])
+    assert step == min(task_means, key=task_means.get)
+    stored = tf.train.load_checkpoint(best).get_tensor("best_loss/.ATTRIBUTES/VARIABLE_VALUE")
+    assert stored == pytest.approx(task_means[step], rel=1e-5)
+    assert all(abs(task_means[s] - r["validation_loss"]) > 1e-6 for s, r in zip(task_means, evals))
+
+
 def test_changing_best_metric_on_resume_restarts_the_choice(tuned, tmp_path):
     import shutil
 

@@ -55,7 +55,7 @@ def test_validation_reports_inconsistent_values():
                                         r"e\.g\. --train\.min_learning_rate=5e-06"):
         apply_overrides(preset("nano"), {"train.learning_rate": 5e-5,
                                          "train.min_learning_rate": 1e-4})
-    with pytest.raises(UserError, match="train.best_metric must be one of loss, "
+    with pytest.raises(UserError, match="train.best_metric must be one of loss, task_loss, "
                                         "translate_accuracy, qa_accuracy, sentiment_accuracy "
                                         r"\(got 'accuracy'\)"):
         apply_overrides(preset("nano"), ["train.best_metric=accuracy"])

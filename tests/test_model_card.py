@@ -57,3 +57,21 @@ def test_a_resume_that_changed_the_schedule_is_in_the_training_row(tmp_path):
     row = model_card._gpt_tf_stage_line("pretraining", str(tmp_path))
     assert ("bfloat16; resumed at step 2307 with steps 3000 -> 2700; resumed at step 2500 "
             "with learning_rate 0.001 -> 0.0005, mixed_precision bfloat16 -> none |") in row
+
+
+def test_the_training_row_reports_the_runs_own_best_metric(tmp_path):
+    train = {"steps": 2500, "batch_size": 16, "learning_rate": 3e-4, "min_learning_rate": 3e-5,
+             "warmup_steps": 50, "mixed_precision": "bfloat16", "best_metric": "task_loss"}
+    (tmp_path / "config.json").write_text(json.dumps({"train": train}))
+    rows = [{"step": 1000, "validation_loss": 3.646, "validation_translate_loss": 3.534,
+             "validation_qa_loss": 2.665, "validation_sentiment_loss": 0.150},
+            {"step": 2500, "validation_loss": 3.647, "validation_translate_loss": 3.402,
+             "validation_qa_loss": 2.164, "validation_sentiment_loss": 0.138}]
+    (tmp_path / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    row = model_card._gpt_tf_stage_line("fine-tuning", str(tmp_path))
+    assert "best task_loss 1.9013 at step 2500 (validation loss 3.6470)" in row
+    train["best_metric"] = "loss"
+    (tmp_path / "config.json").write_text(json.dumps({"train": train}))
+    row = model_card._gpt_tf_stage_line("fine-tuning", str(tmp_path))
+    assert "best validation loss 3.6460 at step 1000" in row
+

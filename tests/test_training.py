@@ -262,6 +262,32 @@ def test_count_answers_matches_a_plain_loop():
         assert count_answers(weights, hits) == count_answers_plainly(weights, hits)
 
 
+def test_task_loss_is_the_scored_tasks_mean_loss_and_needs_one_of_them():
+    from gpt_tf.config import selection_score
+    from gpt_tf.errors import UserError
+    from gpt_tf.training.evaluation import check_best_metric
+
+    # round 13's fine-tuning in miniature: the total loss (with the `generate` text) prefers
+    # the earlier step while every task's loss fell
+    early = {"validation_loss": 3.646, "validation_translate_loss": 3.534,
+             "validation_qa_loss": 2.665, "validation_sentiment_loss": 0.150,
+             "validation_generate_loss": 4.043}
+    late = {"validation_loss": 3.647, "validation_translate_loss": 3.402,
+            "validation_qa_loss": 2.164, "validation_sentiment_loss": 0.138,
+            "validation_generate_loss": 4.117}
+    assert selection_score(early, "loss") < selection_score(late, "loss")
+    assert selection_score(late, "task_loss") < selection_score(early, "task_loss")
+    assert selection_score(late, "task_loss") == pytest.approx((3.402 + 2.164 + 0.138) / 3)
+    tasks = {"kind": "tasks", "validation": [{"task": "qa"}, {"task": "generate"}]}
+    check_best_metric("task_loss", tasks)
+    only_text = {"kind": "tasks", "validation": [{"task": "generate"}]}
+    with pytest.raises(UserError, match="task_loss needs translate, qa or sentiment validation "
+                                        "data.*choose one of: loss$"):
+        check_best_metric("task_loss", only_text)
+    with pytest.raises(UserError, match="choose one of: loss, task_loss, qa_accuracy$"):
+        check_best_metric("sentiment_accuracy", tasks)
+
+
 def test_a_best_metric_without_its_validation_data_is_refused(tmp_path, tiny_config, corpus_files):
     from gpt_tf.errors import UserError
 

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gpt_tf.config import ModelConfig  # noqa: E402
+from gpt_tf.config import ModelConfig, selection_score  # noqa: E402
 from gpt_tf.evaluation import significance  # noqa: E402
 
 PORTABLE_PRETRAINING = (
@@ -48,9 +48,14 @@ def _gpt_tf_stage_line(name, run):
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             history = [json.loads(line) for line in handle if line.strip()]
-    best = min(history, key=lambda h: h["validation_loss"]) if history else None
-    where = (f"best validation loss {best['validation_loss']:.4f} at step {best['step']}"
-             if best else "no validation recorded")
+    metric = config.get("best_metric", "loss")
+    history = [h for h in history if "validation_loss" in h]
+    best = min(history, key=lambda h: selection_score(h, metric)) if history else None
+    where = ("no validation recorded" if best is None else
+             f"best validation loss {best['validation_loss']:.4f} at step {best['step']}"
+             if metric == "loss" else
+             f"best {metric} {abs(selection_score(best, metric)):.4f} at step {best['step']} "
+             f"(validation loss {best['validation_loss']:.4f})")
     tokens = config["steps"] * config["batch_size"] * 256
     return (f"| {name} | {config['steps']} | {config['batch_size']} x 256 ({tokens / 1e6:.0f}M "
             f"tokens) | {config['learning_rate']:g} -> {config['min_learning_rate']:g}, warmup "
@@ -113,7 +118,8 @@ def card(run, reports, training=None, base=None, mixture=None):
                   _gpt_tf_stage_line("fine-tuning", run),
                   "", f"Dropout {model['dropout']}, AdamW, trained on 2 CPU cores with gpt-tf's "
                   "TensorFlow loop (`make models`); the fine-tuned weights are "
-                  + ("the best validation checkpoint (train.restore_best_weights)."
+                  + (f"the best validation checkpoint by "
+                     f"{config['train'].get('best_metric', 'loss')} (train.restore_best_weights)."
                      if config["train"].get("restore_best_weights") else "the last step's."),
                   ""]
     if training:

@@ -174,7 +174,7 @@ class EvaluateAndKeepBest:
         validate: `fn(step) -> metrics` (an `evaluation.Validator`).
         every: `train.eval_every`.
         total_steps: `train.steps`.
-        score: `fn(metrics) -> float` (`evaluation.selection_score` for `train.best_metric`).
+        score: `fn(metrics) -> float` (`gpt_tf.config.selection_score` for `train.best_metric`).
         state: the `TrainState` (`best_score`, `stale_evals`, `save_best`).
         timer: the `StepTimer`, told to leave the evaluation's time out.
 

@@ -2,8 +2,9 @@
 
 `evaluate` and `evaluate_totals` score any ids -> logits model on a dataset;
 `Validator` scores a run's validation sets at a step and records the metrics
-(TensorBoard, `history.jsonl`, an `eval` event); `selection_score` ranks them
-by `train.best_metric`.
+(TensorBoard, `history.jsonl`, an `eval` event); `check_best_metric` refuses a
+`train.best_metric` the run cannot measure (`gpt_tf.config.selection_score` ranks
+the metrics by it).
 """
 
 import math
@@ -13,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from gpt_tf import data as data_lib
-from gpt_tf.config import ANSWER_TASKS
+from gpt_tf.config import ANSWER_TASKS, TASK_LOSS
 from gpt_tf.errors import UserError
 from gpt_tf.training.inputs import with_weights
 from gpt_tf.training.run_dir import append_history
@@ -177,19 +178,22 @@ class Validator:
 
 
 def check_best_metric(best_metric, split):
-    """Refuses a `train.best_metric` (`TASK_accuracy`) the run has no validation data for."""
+    """Refuses a `train.best_metric` the run has no validation data for.
+
+    `task_loss` needs at least one scored task (translate, qa, sentiment) in
+    the validation data, `TASK_accuracy` that task.
+    """
     if best_metric == "loss":
         return
-    task = best_metric[:-len("_accuracy")]
     tasks = [s["task"] for s in split["validation"]] if split["kind"] == "tasks" else []
-    if task not in tasks:
-        choices = ", ".join(["loss"] + [f"{t}_accuracy" for t in ANSWER_TASKS if t in tasks])
-        raise UserError(f"train.best_metric={best_metric} needs {task} validation data, which "
-                        f"this run does not have; choose one of: {choices}")
-
-
-def selection_score(metrics, best_metric):
-    """Lower is better: the validation loss, or minus an answer accuracy."""
-    if best_metric == "loss":
-        return metrics["validation_loss"]
-    return -metrics.get(f"validation_{best_metric}", 0.0)
+    scored = [t for t in ANSWER_TASKS if t in tasks]
+    if best_metric == TASK_LOSS:
+        needed, missing = "translate, qa or sentiment", not scored
+    else:
+        needed = best_metric[:-len("_accuracy")]
+        missing = needed not in tasks
+    if missing:
+        choices = ", ".join(["loss"] + ([TASK_LOSS] if scored else [])
+                            + [f"{t}_accuracy" for t in scored])
+        raise UserError(f"train.best_metric={best_metric} needs {needed} validation data, "
+                        f"which this run does not have; choose one of: {choices}")

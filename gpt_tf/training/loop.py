@@ -12,13 +12,13 @@ import os
 import keras
 import tensorflow as tf
 
-from gpt_tf.config import apply_overrides
+from gpt_tf.config import apply_overrides, selection_score
 from gpt_tf.distribute import is_chief, make_strategy
 from gpt_tf.errors import UserError
 from gpt_tf.tokenizer import load_tokenizer
 from gpt_tf.training import actions as act
 from gpt_tf.training.controller import Controller
-from gpt_tf.training.evaluation import Validator, check_best_metric, selection_score
+from gpt_tf.training.evaluation import Validator, check_best_metric
 from gpt_tf.training.inputs import (
     distributed_train_iterator,
     validation_sets,
