@@ -172,13 +172,15 @@ reports-full: setup
 
 # A candidate run against the shipped model, Keras, on the same examples (the report's samples
 # and 1,000 Wikipedia questions and 300 whole reviews): each metric's margin over the shipped
-# model with its 95% interval, in reports/candidate/. Nothing is replaced; `make ship` does that.
+# model with its 95% interval, in reports/candidate/ (COMPARE_OUT=DIR keeps an earlier comparison).
+# Nothing is replaced; `make ship` does that.
+COMPARE_OUT ?= reports/candidate
 compare: setup
 	$(if $(RUN),,$(error give the candidate: make compare RUN=DIR))
 	$(if $(filter $(abspath $(RUN)),$(abspath models/multitask)),$(error RUN is the shipped model itself))
 	test -f $(RUN)/model.keras
 	$(BIN)/gpt-tf evaluate --task all --model models/multitask --model $(RUN) \
-		--limit qa-en-wiki=1000 --limit sentiment-en-reviews=300 --output reports/candidate
+		--limit qa-en-wiki=1000 --limit sentiment-en-reviews=300 --output $(COMPARE_OUT)
 
 cards: setup
 	$(BIN)/python tools/model_card.py --run models/multitask $(CARD_REPORTS) \
