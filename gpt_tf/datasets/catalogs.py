@@ -152,12 +152,18 @@ def clean_pair(source, target):
     return source, target
 
 
-def split_catalog_pairs(pairs_by_package, split_of):
+def split_catalog_pairs(pairs_by_package, split_of, late=()):
     """Cleans, de-duplicates and splits pairs by package.
+
+    Packages are read train first, then validation, then test: a held-out pair
+    whose English or French text a train package already has is dropped. `late`
+    train packages are read last instead, so a pair they share with a held-out
+    package is dropped from them and the held-out splits do not change.
 
     Args:
         pairs_by_package: `{package: [(english, french), ...]}` (raw pairs).
         split_of: `{package: split}`; packages not named are train.
+        late: train packages read after the held-out ones.
 
     Returns:
         `(splits, stats)`: `splits[split]` is a list of row dicts
@@ -167,7 +173,11 @@ def split_catalog_pairs(pairs_by_package, split_of):
     splits = {split: [] for split in SPLITS}
     seen_source, seen_target = {}, {}
     order = {split: i for i, split in enumerate(SPLITS)}
-    for package in sorted(pairs_by_package, key=lambda p: (order[split_of.get(p, "train")], p)):
+    def rank(package):
+        return (len(SPLITS) if package in late else order[split_of.get(package, "train")],
+                package)
+
+    for package in sorted(pairs_by_package, key=rank):
         split = split_of.get(package, "train")
         for raw_source, raw_target in pairs_by_package[package]:
             stats["read"] += 1

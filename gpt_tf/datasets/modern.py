@@ -21,6 +21,7 @@ from gpt_tf.datasets.sources import (
     DOCS_FOLDERS,
     DOCS_PACKAGES,
     IMDB_CSV,
+    LATE_CATALOG_PACKAGES,
     UCI_SENTENCES,
     VADER_ARCHIVE,
     WIKI_SAMPLE,
@@ -272,7 +273,8 @@ def software_splits(sources, owner):
     """mt-en-fr-software's split rows and stats, as its builder makes them."""
     split_of = {package: split for split, packages in SOFTWARE_HELD_OUT.items()
                 for package in packages}
-    return catalogs.split_catalog_pairs(read_catalog_pairs(sources, owner), split_of)
+    return catalogs.split_catalog_pairs(read_catalog_pairs(sources, owner), split_of,
+                                        late=LATE_CATALOG_PACKAGES)
 
 
 def _translation_counts(rows_by_split):
@@ -317,6 +319,13 @@ def build_mt_en_fr_broad(sources, out_dir, progress):
                                 mt.BIBLE_VERSIONS["en"].code, mt.BIBLE_VERSIONS["fr"].code, owner)
     bible_splits, _ = mt.split_verse_pairs(bible)
     software, stats = software_splits(sources, owner)
+    # a late catalogue (see `catalogs.split_catalog_pairs`) gives way to the held-out rows here
+    # too: its pair that shares a text with any verse or message of validation or test goes
+    held_out = {dedup_key(text) for split in SPLITS[1:]
+                for rows in (bible_splits[split], software[split])
+                for r in rows for text in (r["source"], r["target"])}
+    software["train"] = [r for r in software["train"] if r["book"] not in LATE_CATALOG_PACKAGES
+                         or not {dedup_key(r["source"]), dedup_key(r["target"])} & held_out]
     splits, seen = {}, set()
     for split in SPLITS:
         rows = [{"source": r["source"], "target": r["target"], "book": f"bible:{r['book']}",

@@ -159,7 +159,7 @@ _SPECS = {
         DatasetSpec(
             "mt-en-fr-software",
             TRANSLATION,
-            "English -> French software messages from the gettext catalogues of 21 PyPI packages, "
+            "English -> French software messages from the gettext catalogues of 37 PyPI packages, "
             "split by package (test: publishers never in train).",
             CATALOG_PACKAGES,
             "each catalogue under its package's license (GPL, AGPL, BSD, MIT, Apache; see sources)",
