@@ -98,12 +98,14 @@ def test_validation_is_per_task_and_skips_a_task_that_cannot_fit(tuned, tmp_path
 
     from gpt_tf.task_data.examples import task_windows
     from gpt_tf.training import evaluate_totals, load_model
+    from gpt_tf.training.inputs import VALIDATION_ORDER_SEED
 
     model = load_model(run)[0]
     small = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=2))
     for task, dataset in validation_sets(split, tokenizer, small, warnings.append).items():
         spec = [s for s in split["validation"] if s["task"] == task]
-        mask = task_windows(spec, tokenizer, config.model.sequence_length, shuffle=False)[1][:, 1:]
+        mask = task_windows(spec, tokenizer, config.model.sequence_length, shuffle=True,
+                            seed=VALIDATION_ORDER_SEED)[1][:, 1:]
         assert len(mask) > 2  # more than one batch, so the cap matters
         first, every = (count_answers_plainly(m, m > 0)[0] for m in (mask[:2], mask))
         assert evaluate_totals(model, dataset, 1, jit_compile=False)["answers"] == first < every

@@ -262,6 +262,42 @@ def test_count_answers_matches_a_plain_loop():
         assert count_answers(weights, hits) == count_answers_plainly(weights, hits)
 
 
+def test_validation_batches_sample_every_source_in_a_fixed_order(tmp_path, tokenizer,
+                                                                 tiny_config):
+    from gpt_tf.data import Source
+    from gpt_tf.task_data.examples import task_dataset
+    from gpt_tf.training.inputs import validation_dataset
+
+    # a mixture's validation split in file order: ten documents of one source, then another's
+    paths = []
+    for source, word in (("a", "alpha"), ("b", "bravo")):
+        for number in range(10):
+            path = tmp_path / f"{source}{number}.txt"
+            path.write_text(f"{word} {number} " * 40 + "\n", encoding="utf-8")
+            paths.append(str(path))
+    split = {"kind": "lm", "validation": [Source(p) for p in paths]}
+    dataset = validation_dataset(split, tokenizer, tiny_config)
+
+    def text(ids):
+        return tokenizer.decode([int(i) for i in ids.reshape(-1)])
+
+    def first_batches():
+        return [batch[0].numpy() for batch in dataset.take(4)]
+
+    first = first_batches()
+    assert "bravo" in "".join(map(text, first))  # file order: 4 batches of "alpha" only
+    assert all((a == b).all() for a, b in zip(first, first_batches()))  # same every evaluation
+    # fine-tuning validation: a task's examples in the same kind of fixed sample order
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{w} {i}\t{w} {i}\n" for w in ("light", "dark") for i in range(40)),
+                     encoding="utf-8")
+    spec = [{"task": "translate", "path": str(pairs), "select": "all", "weight": 1.0}]
+    for seed, has_dark in ((None, False), (0, True)):
+        batch = next(iter(task_dataset(spec, tokenizer, 32, 2, shuffle=False, repeat=False,
+                                       example_order_seed=seed)))
+        assert ("dark" in text(batch[0].numpy())) == has_dark
+
+
 def test_task_loss_is_the_scored_tasks_mean_loss_and_needs_one_of_them():
     from gpt_tf.config import selection_score
     from gpt_tf.errors import UserError

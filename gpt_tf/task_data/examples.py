@@ -331,7 +331,7 @@ def task_windows(spec, tokenizer, sequence_length, shuffle=True, seed=0, stats=N
 
 
 def task_dataset(spec, tokenizer, sequence_length, batch_size, shuffle=True, shuffle_buffer=2048,
-                 seed=0, repeat=True, input_context=None):
+                 seed=0, repeat=True, input_context=None, example_order_seed=None):
     """Batches of `(inputs, targets, weights)` from task specs.
 
     Args:
@@ -347,13 +347,18 @@ def task_dataset(spec, tokenizer, sequence_length, batch_size, shuffle=True, shu
             may be smaller).
         input_context: optional `tf.distribute.InputContext`; each input
             pipeline keeps every n-th batch of the shared seeded stream.
+        example_order_seed: without `shuffle`, put the examples in this
+            seed's fixed order before packing (validation: the first batches
+            are a sample of every entry, not the first entry's first examples).
 
     Returns:
         A `tf.data.Dataset` of int32, int32, float32 `(batch, sequence_length)`.
     """
     import tensorflow as tf
 
-    tokens, mask = task_windows(spec, tokenizer, sequence_length, shuffle=shuffle, seed=seed)
+    reorder = shuffle or example_order_seed is not None
+    tokens, mask = task_windows(spec, tokenizer, sequence_length, shuffle=reorder,
+                                seed=example_order_seed if reorder and not shuffle else seed)
     dataset = tf.data.Dataset.from_tensor_slices((tokens[:, :-1], tokens[:, 1:], mask[:, 1:]))
     if shuffle:
         dataset = dataset.shuffle(min(shuffle_buffer, len(tokens)), seed=seed,

@@ -6,6 +6,7 @@ carry weights that score only the answers).
 """
 
 import os
+import random
 
 import tensorflow as tf
 
@@ -38,17 +39,27 @@ def distributed_train_iterator(strategy, split, tokenizer, config, resumed_from)
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
+# Validation reads its documents (text) or examples (tasks) in one seeded order, the same at
+# every evaluation, so that the `train.eval_steps` batches it scores are a sample of the whole
+# split. In file order they were its first files only: a mixture's first source (round 13's
+# pretraining scored 20 batches of documentation out of a split of docs, news, reviews, ...).
+VALIDATION_ORDER_SEED = 0
+
+
 def validation_dataset(split, tokenizer, config):
-    """The whole validation split as one finite, unshuffled dataset."""
-    return _builder(split)(split["validation"], tokenizer, config.model.sequence_length,
-                           config.train.batch_size, shuffle=False, repeat=False)
+    """The whole validation text as one finite dataset, its documents in the fixed sample order."""
+    sources = list(split["validation"])
+    random.Random(VALIDATION_ORDER_SEED).shuffle(sources)
+    return data_lib.lm_dataset(sources, tokenizer, config.model.sequence_length,
+                               config.train.batch_size, shuffle=False, repeat=False)
 
 
 def validation_sets(split, tokenizer, config, warn):
     """`{task: dataset}` of a fine-tuning run's validation data, or `{"": dataset}`.
 
     One dataset per task, so `train.eval_steps` caps each task: a single
-    unshuffled dataset would spend the cap on the first task in file order.
+    dataset would spend the cap on the first task in file order. Each task's
+    examples come in the fixed sample order (`VALIDATION_ORDER_SEED`).
     A task none of whose validation examples fits the window is left out
     (with a warning) unless it is the only one.
     """
@@ -61,7 +72,8 @@ def validation_sets(split, tokenizer, config, warn):
     for task, specs in by_task.items():
         try:
             sets[task] = task_dataset(specs, tokenizer, config.model.sequence_length,
-                                      config.train.batch_size, shuffle=False, repeat=False)
+                                      config.train.batch_size, shuffle=False, repeat=False,
+                                      example_order_seed=VALIDATION_ORDER_SEED)
         except UserError as error:
             problems[task] = f"{task} validation data ({', '.join(_spec_names(specs))}): {error}"
     if not sets:
