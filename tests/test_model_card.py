@@ -74,4 +74,3 @@ def test_the_training_row_reports_the_runs_own_best_metric(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"train": train}))
     row = model_card._gpt_tf_stage_line("fine-tuning", str(tmp_path))
     assert "best validation loss 3.6460 at step 1000" in row
-
