@@ -185,6 +185,11 @@ def test_read_mo_drops_the_header_and_contexts(tmp_path):
 @pytest.mark.parametrize("source, target, expected", [
     ("_Open  the\nfile", "_Ouvrir le fichier", ("Open the file", "Ouvrir le fichier")),
     ("&Save", "&Enregistrer", ("Save", "Enregistrer")),
+    ("Sa&ve", "Enregi&strer", ("Save", "Enregistrer")),      # an accelerator inside a word
+    ("R&D and Q&A", "R&D et Q&A", ("R&D and Q&A", "R&D et Q&A")),  # not between capitals
+    ("Settings&hellip;", "Paramètres&hellip;", ("Settings…", "Paramètres…")),
+    ("format &lt;name&gt;", "format &lt;nom&gt;", ("format <name>", "format <nom>")),
+    ("Tom &amp; Jerry", "Tom &amp; Jerry&#160;!", ("Tom & Jerry", "Tom & Jerry !")),
     ("%s deleted", "supprimé", None),            # placeholders differ
     ("{name} saved", "{name} enregistré", ("{name} saved", "{name} enregistré")),
     ("OK", "OK", None),                          # not translated

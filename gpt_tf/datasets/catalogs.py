@@ -9,6 +9,7 @@ holds packages, hence publishers and vocabularies, that training never saw.
 
 import ast
 import gettext
+import html
 import re
 import unicodedata
 
@@ -21,13 +22,17 @@ PLACEHOLDER = re.compile(
     r"|\$\{?\w+\}?"
 )
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
-# "_File", "&Open": a letter after the marker is a keyboard accelerator
-_ACCELERATOR = re.compile(r"(?<![\w&])[_&](?=\w)")
+# "_File", "&Open": a letter after the marker is a keyboard accelerator; so is an "&" inside
+# a word ("Enregi&strer"), except between capitals ("R&D", "AT&T")
+_ACCELERATOR = re.compile(r"(?<![\w&])[_&](?=\w)|(?<=[^\W\d_])&(?=[^\W\d_])")
+# HTML character references ("&hellip;", "&lt;", "&#160;"), which are not accelerators
+_ENTITY = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]*|#[0-9]+|#[xX][0-9a-fA-F]+);")
 
 CATALOG_CLEANING = [
     "fuzzy, obsolete (#~) and untranslated entries skipped; plural entries give their singular "
     "forms (msgid -> msgstr[0]); the catalogue header skipped",
-    "keyboard accelerators (_File, &Open) removed; runs of whitespace and newlines joined with "
+    "keyboard accelerators (_File, &Open, Enregi&strer) removed; HTML character references "
+    "(&hellip;, &lt;) replaced by their characters; runs of whitespace and newlines joined with "
     "one space; Unicode NFC",
     "dropped: pairs whose placeholders (%s, %(name)s, {name}, ...) differ between the sides, "
     "pairs with no letter, pairs whose French equals the English, messages over 400 characters",
@@ -131,8 +136,23 @@ def read_mo(path):
 def clean_message(text):
     """One line of text without accelerators, markup-free whitespace, NFC."""
     text = unicodedata.normalize("NFC", text)
-    text = _ACCELERATOR.sub("", text)
-    return " ".join(text.split())
+    parts, at = [], 0
+    for entity in _ENTITY.finditer(text):
+        parts.append(_strip_accelerators(text[at:entity.start()]))
+        parts.append(html.unescape(entity.group()))
+        at = entity.end()
+    parts.append(_strip_accelerators(text[at:]))
+    return " ".join("".join(parts).split())
+
+
+def _strip_accelerators(text):
+    def keep_capitals(match):
+        start = match.start()
+        if match.group() == "&" and 0 < start < len(text) - 1 and text[start - 1].isupper() \
+                and text[start + 1].isupper():
+            return "&"
+        return ""
+    return _ACCELERATOR.sub(keep_capitals, text)
 
 
 def placeholders(text):
