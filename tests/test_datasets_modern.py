@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gpt_tf.datasets import api, builders, catalogs, markup, mixture, modern, registry, sources
+from gpt_tf.datasets import api, builders, catalogs, lm, markup, mixture, modern, registry, sources
 from gpt_tf.datasets.leakcheck import find_leaks
 from gpt_tf.datasets.splits import SPLITS
 from gpt_tf.errors import UserError
@@ -67,7 +67,7 @@ def test_rst_to_text_keeps_prose_and_drops_code_and_markup():
 WIKI = """\
 {{Infobox thing|name=Thing|{{nested|x}}}}
 '''Thing''' is a [[concept]] in [[Philosophy|philosophy]].<ref>A source.</ref> It was named in
-1900.<ref name="a"/>
+1900.<ref name="a"/> It weighs 5&nbsp;kg&mdash;or &lt;6&nbsp;kg. AT&T & co.
 [[File:Thing.png|thumb|A [[picture]].]]
 {| class="wikitable"
 | a table || cell
@@ -84,6 +84,7 @@ def test_wikitext_to_text_keeps_prose_and_drops_templates_tables_and_references(
     text = markup.wikitext_to_text(WIKI)
     assert "Thing is a concept in philosophy. It was named in 1900." in text
     assert "History" in text and "First described by Ann Smith." in text
+    assert "It weighs 5 kg—or <6 kg. AT&T & co." in text  # wikitext's own entities
     for dropped in ("Infobox", "nested", "A source", "picture", "wikitable", "cell",
                     "reflist", "Category", "References", "http"):
         assert dropped not in text
@@ -596,3 +597,11 @@ def test_translation_sets_name_their_languages():
     assert registry.translation_languages("mt-en-fr-software") == ("en", "fr")
     assert registry.translation_languages("mt-fr-es") == ("fr", "es")
     assert registry.translation_languages("sentiment-en") is None
+
+
+def test_read_bbc_news_replaces_character_references(tmp_path):
+    (tmp_path / "business").mkdir()
+    (tmp_path / "business" / "001.txt").write_text(
+        "G7 talks\n\nA G7 communiqu&#233; on gold &amp; debt, said AT&T &lt;sic&gt;.\n")
+    (document,), _ = lm.read_bbc_news(tmp_path)
+    assert document.text == "G7 talks\n\nA G7 communiqué on gold & debt, said AT&T <sic>.\n"

@@ -74,7 +74,8 @@ def build_lm_en_news(sources, out_dir, progress):
         "counts": counts,
         "split_rule": lm.BBC_SPLIT_RULE,
         "cleaning": [
-            f"{recoded} article(s) decoded from Windows-1252 (the rest are UTF-8)",
+            f"{recoded} article(s) decoded from Windows-1252 (the rest are UTF-8); HTML "
+            "character references (communiqu&#233;) replaced by their characters",
             f"{dropped} articles dropped whose text, title line or any paragraph of 40+ characters repeats "
             "an earlier article (case/space-insensitive); the copy first in topic/number order is kept",
         ]

@@ -9,10 +9,10 @@ holds packages, hence publishers and vocabularies, that training never saw.
 
 import ast
 import gettext
-import html
 import re
 import unicodedata
 
+from gpt_tf.datasets import markup
 from gpt_tf.datasets.splits import SPLITS, dedup_key
 from gpt_tf.errors import UserError
 
@@ -25,8 +25,6 @@ _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 # "_File", "&Open": a letter after the marker is a keyboard accelerator; so is an "&" inside
 # a word ("Enregi&strer"), except between capitals ("R&D", "AT&T")
 _ACCELERATOR = re.compile(r"(?<![\w&])[_&](?=\w)|(?<=[^\W\d_])&(?=[^\W\d_])")
-# HTML character references ("&hellip;", "&lt;", "&#160;"), which are not accelerators
-_ENTITY = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]*|#[0-9]+|#[xX][0-9a-fA-F]+);")
 
 CATALOG_CLEANING = [
     "fuzzy, obsolete (#~) and untranslated entries skipped; plural entries give their singular "
@@ -137,9 +135,9 @@ def clean_message(text):
     """One line of text without accelerators, markup-free whitespace, NFC."""
     text = unicodedata.normalize("NFC", text)
     parts, at = [], 0
-    for entity in _ENTITY.finditer(text):
+    for entity in markup.ENTITY.finditer(text):  # "&hellip;", "&lt;": not accelerators
         parts.append(_strip_accelerators(text[at:entity.start()]))
-        parts.append(html.unescape(entity.group()))
+        parts.append(markup.unescape_entities(entity.group()))
         at = entity.end()
     parts.append(_strip_accelerators(text[at:]))
     return " ".join("".join(parts).split())

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from gpt_tf.datasets import markup
 from gpt_tf.datasets.cache import atomic_write_text
 from gpt_tf.datasets.splits import SPLITS, dedup_key
 from gpt_tf.datasets.textio import read_text
@@ -192,7 +193,7 @@ def read_bbc_news(data_dir, owner="lm-en-news"):
     for path in files:
         raw, was_recoded = _decode_legacy(path, owner)
         recoded += was_recoded
-        text = clean_lm_text(raw)
+        text = clean_lm_text(markup.unescape_entities(raw))  # "communiqu&#233;" in a few
         if not text:
             continue
         title = text.split("\n", 1)[0].strip()

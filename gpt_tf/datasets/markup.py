@@ -10,6 +10,16 @@ running text, not a faithful renderer.
 import html
 import re
 
+# An HTML character reference with its semicolon ("&nbsp;", "&#233;", "&#x2014;"): a bare
+# "&" and "AT&T" are text, not references
+ENTITY = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]*|#[0-9]+|#[xX][0-9a-fA-F]+);")
+
+
+def unescape_entities(text):
+    """`text` with its HTML character references replaced by their characters; a no-break
+    space becomes a plain space."""
+    return ENTITY.sub(lambda match: html.unescape(match.group()).replace("\xa0", " "), text)
+
 # ---- reStructuredText ----------------------------------------------------------------------
 
 # Directives whose indented body is prose worth keeping (admonitions, API entries:
@@ -209,6 +219,9 @@ def wikitext_to_text(wikitext):
     text = re.sub(r"\[(?:https?|ftp)://\S+\s([^\]]+)\]", r"\1", text)
     text = re.sub(r"\[(?:https?|ftp)://\S+\]", "", text)
     text = re.sub(r"<[^>]+>", "", text)
+    # the dump's XML escaping is undone by the reader; what is left ("0&nbsp;°C",
+    # "&mdash;") is wikitext's own, which MediaWiki renders as characters
+    text = unescape_entities(text)
     text = re.sub(r"'{2,}", "", text)
     lines = []
     for line in text.split("\n"):

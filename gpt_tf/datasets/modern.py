@@ -210,7 +210,8 @@ def build_lm_en_wiki(sources, out_dir, progress):
         "cleaning": [
             "MediaWiki markup reduced to prose: templates, infoboxes, tables, references, files, "
             "categories and tags dropped, links reduced to their text, sections from 'See also' / "
-            "'References' / 'External links' on dropped; the title is the first line",
+            "'References' / 'External links' on dropped; the title is the first line; wikitext's "
+            "character references (&nbsp;, &mdash;) replaced by their characters",
             f"redirects, non-article pages and {short} articles under {WIKI_MIN_CHARS} characters "
             "(disambiguation pages) dropped",
         ] + lm.LM_CLEANING,
