@@ -104,6 +104,10 @@ class TrainConfig:
         beta_2: Adam beta 2.
         clip_norm: global gradient norm clip (0 disables).
         eval_every: steps between validation runs.
+        eval_at_start: also validate before the first step of a new run (a
+            fine-tuning run's starting point, step 0 in `history.jsonl`).
+            It counts for `best_metric`: when no later evaluation beats it,
+            `restore_best_weights` keeps the starting weights.
         eval_steps: validation batches per evaluation (0: the whole split);
             a fine-tuning run applies it to each task.
         checkpoint_every: steps between checkpoints.
@@ -149,6 +153,7 @@ class TrainConfig:
     beta_2: float = 0.95
     clip_norm: float = 1.0
     eval_every: int = 200
+    eval_at_start: bool = False
     eval_steps: int = 20
     checkpoint_every: int = 200
     keep_checkpoints: int = 3

@@ -170,6 +170,33 @@ def test_changing_best_metric_on_resume_restarts_the_choice(tuned, tmp_path):
     assert not [info for kind, info in events if kind == "warning"]
 
 
+def test_eval_at_start_scores_the_starting_weights_and_can_keep_them(trained_run, tmp_path):
+    from gpt_tf.tasks.finetune import prepare_finetune_run
+    from gpt_tf.training import load_model, train
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"light {i}\tlumière {i}\n" for i in range(40)), encoding="utf-8")
+    run = str(tmp_path / "run")
+    # a learning rate that wrecks the weights: no later evaluation beats step 0
+    prepare_finetune_run(run, trained_run["run_dir"], {"translate": str(pairs)},
+                         ["train.steps=4", "train.eval_every=2", "train.checkpoint_every=4",
+                          "train.warmup_steps=0", "train.xla=false", "train.learning_rate=5.0",
+                          "train.min_learning_rate=5.0", "train.clip_norm=0",
+                          "train.eval_at_start=true", "train.restore_best_weights=true"],
+                         holdout_fraction=0.2)
+    events = []
+    train(run, on_event=lambda kind, info: events.append((kind, info)))
+    rows = [json.loads(line) for line in open(os.path.join(run, "history.jsonl"))]
+    evals = [r for r in rows if "validation_loss" in r]
+    assert [r["step"] for r in evals] == [0, 2, 4]
+    assert evals[0]["validation_loss"] < min(r["validation_loss"] for r in evals[1:])
+    assert ("restore_best", {"step": 0, "metric": "loss"}) in events
+    base, _, _ = load_model(trained_run["run_dir"])
+    tuned_model, _, _ = load_model(run)
+    for before, after in zip(base.get_weights(), tuned_model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
 @pytest.fixture(scope="module")
 def exports(tuned):
     from gpt_tf.export.saved_model import export_run
