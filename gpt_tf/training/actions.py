@@ -194,7 +194,11 @@ class EvaluateAndKeepBest:
     def __call__(self, output):
         if output.step % self.every and output.step != self.total_steps:
             return
-        self.last_metrics = self.validate(output.step)
+        self.evaluate(output.step)
+
+    def evaluate(self, step):
+        """Validates now (also before the first step: `train.eval_at_start`)."""
+        self.last_metrics = self.validate(step)
         score = self.score(self.last_metrics)
         if score < float(self.state.best_score.numpy()):
             self.state.best_score.assign(score)

@@ -17,7 +17,7 @@ from gpt_tf.distribute import is_chief, make_strategy
 from gpt_tf.errors import UserError
 from gpt_tf.tokenizer import load_tokenizer
 from gpt_tf.training import actions as act
-from gpt_tf.training.controller import Controller, StepOutput
+from gpt_tf.training.controller import Controller
 from gpt_tf.training.evaluation import Validator, check_best_metric
 from gpt_tf.training.inputs import (
     distributed_train_iterator,
@@ -110,7 +110,7 @@ def train(run_dir, strategy=None, on_event=None, sample_prompts=(), max_steps_th
                _write_samples(run, sample_prompts, timer, emit), checkpoints]
     _emit_start(run, emit)
     if evaluation is not None and tc.eval_at_start and state.current_step == 0:
-        evaluation(StepOutput(0, float("nan"), float("nan")))
+        evaluation.evaluate(0)
     timer.restart()
     with act.StopOnSigterm() as sigterm:
         controller = Controller(
