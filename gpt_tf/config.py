@@ -107,7 +107,9 @@ class TrainConfig:
         eval_at_start: also validate before the first step of a new run (a
             fine-tuning run's starting point, step 0 in `history.jsonl`).
             It counts for `best_metric`: when no later evaluation beats it,
-            `restore_best_weights` keeps the starting weights.
+            `restore_best_weights` keeps the starting weights, and early
+            stopping counts from it (a run that stops before its last step
+            for that is warned about at the start).
         eval_steps: validation batches per evaluation (0: the whole split);
             a fine-tuning run applies it to each task.
         checkpoint_every: steps between checkpoints.

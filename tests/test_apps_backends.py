@@ -195,6 +195,22 @@ def test_eval_at_start_scores_the_starting_weights_and_can_keep_them(trained_run
     tuned_model, _, _ = load_model(run)
     for before, after in zip(base.get_weights(), tuned_model.get_weights()):
         np.testing.assert_array_equal(before, after)
+    assert not [info for kind, info in events if kind == "warning"]
+    # with patience 1 the start is the score to beat, so the run stops at its first
+    # evaluation that does not beat it; it says so before the first step
+    prepare_finetune_run(str(tmp_path / "impatient"), trained_run["run_dir"],
+                         {"translate": str(pairs)},
+                         ["train.steps=4", "train.eval_every=2", "train.warmup_steps=0",
+                          "train.xla=false", "train.learning_rate=5.0",
+                          "train.min_learning_rate=5.0", "train.clip_norm=0",
+                          "train.eval_at_start=true", "train.early_stopping_patience=1"],
+                         holdout_fraction=0.2)
+    events = []
+    result = train(str(tmp_path / "impatient"),
+                   on_event=lambda kind, info: events.append((kind, info)))
+    warnings = [info["message"] for kind, info in events if kind == "warning"]
+    assert len(warnings) == 1 and "stops at step 2 of 4" in warnings[0]
+    assert result.status == "early_stopped" and result.step == 2
 
 
 @pytest.fixture(scope="module")

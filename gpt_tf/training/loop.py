@@ -171,6 +171,15 @@ def _set_up(run_dir, strategy, overrides, emit):
         emit("warning", {"message": message})
 
     resumed_from = _restore(run_dir, state, stored, config, chief, emit, warn)
+    stop_at = tc.early_stopping_patience * tc.eval_every
+    if split["validation"] and tc.eval_at_start and resumed_from == 0 and 0 < stop_at < tc.steps:
+        # The start is an evaluation like the others: a fine-tuning run whose peak learning
+        # rate first sets its tasks back never beats it in time and stops half-way.
+        warn(f"train.eval_at_start with train.early_stopping_patience="
+             f"{tc.early_stopping_patience}: the run stops at step {stop_at} of {tc.steps} "
+             "unless an evaluation by then beats the starting weights (a peak learning rate "
+             "often sets fine-tuned tasks back first); train.early_stopping_patience=0 runs "
+             "every step")
     iterator = distributed_train_iterator(strategy, split, tokenizer, config, resumed_from)
     sets = validation_sets(split, tokenizer, config, warn) if split["validation"] else None
     text_size = validation_text_size(split, tokenizer) if sets else (0, 0)
