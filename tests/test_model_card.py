@@ -74,3 +74,9 @@ def test_the_training_row_reports_the_runs_own_best_metric(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"train": train}))
     row = model_card._gpt_tf_stage_line("fine-tuning", str(tmp_path))
     assert "best validation loss 3.6460 at step 1000" in row
+    # without train.restore_best_weights the weights are the last step's, and the row says so
+    assert row.endswith("at step 1000; the weights are the last step's (2500) |")
+    train["restore_best_weights"] = True
+    (tmp_path / "config.json").write_text(json.dumps({"train": train}))
+    row = model_card._gpt_tf_stage_line("fine-tuning", str(tmp_path))
+    assert "best validation loss 3.6460 at step 1000 |" in row and "last step" not in row

@@ -49,6 +49,7 @@ def _gpt_tf_stage_line(name, run):
         with open(path, encoding="utf-8") as handle:
             history = [json.loads(line) for line in handle if line.strip()]
     metric = config.get("best_metric", "loss")
+    last_step = max((h.get("step", 0) for h in history), default=0)
     history = [h for h in history if "validation_loss" in h]
     best = min(history, key=lambda h: selection_score(h, metric)) if history else None
     where = ("no validation recorded" if best is None else
@@ -56,6 +57,8 @@ def _gpt_tf_stage_line(name, run):
              if metric == "loss" else
              f"best {metric} {abs(selection_score(best, metric)):.4f} at step {best['step']} "
              f"(validation loss {best['validation_loss']:.4f})")
+    if best is not None and not config.get("restore_best_weights") and best["step"] != last_step:
+        where += f"; the weights are the last step's ({last_step})"
     tokens = config["steps"] * config["batch_size"] * 256
     return (f"| {name} | {config['steps']} | {config['batch_size']} x 256 ({tokens / 1e6:.0f}M "
             f"tokens) | {config['learning_rate']:g} -> {config['min_learning_rate']:g}, warmup "
