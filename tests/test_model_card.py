@@ -80,3 +80,16 @@ def test_the_training_row_reports_the_runs_own_best_metric(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"train": train}))
     row = model_card._gpt_tf_stage_line("fine-tuning", str(tmp_path))
     assert "best validation loss 3.6460 at step 1000 |" in row and "last step" not in row
+
+
+def test_a_card_with_gpu_training_names_the_cpu_rounds_starting_point():
+    """The shipped model: GPU training, then a CPU fine-tuning whose init_from.json says
+    what it started from; the card keeps that chain."""
+    run = os.path.join(ROOT, "models", "multitask")
+    with open(os.path.join(run, "training_history.json"), encoding="utf-8") as handle:
+        training = json.load(handle)
+    with open(os.path.join(run, "init_from.json"), encoding="utf-8") as handle:
+        base_model = json.load(handle)["base_model"]
+    text = model_card.card(run, [], training=training)
+    assert f"its starting point: {base_model}):" in text
+    assert "| adaptation fine-tuning (CPU) |" in text

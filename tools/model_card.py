@@ -139,8 +139,11 @@ def card(run, reports, training=None, base=None, mixture=None):
                   f"{training.get('backend', 'jax')} on one GPU by tools/portable_train.py "
                   "(`make models-portable`).", ""]
         if os.path.isfile(os.path.join(run, "init_from.json")):
+            base_model = _load(os.path.join(run, "init_from.json")).get("base_model")
             lines += ["Then fine-tuned further on this machine with gpt-tf's TensorFlow loop "
-                      "(the run's own `config.json` and `history.jsonl`):", "",
+                      "(the run's own `config.json` and `history.jsonl`"
+                      + (f"; its starting point: {base_model}" if base_model else "") + "):",
+                      "",
                       "| stage | steps | batch | learning rate | result |", "|---|---|---|---|---|",
                       _gpt_tf_stage_line("adaptation fine-tuning (CPU)", run), ""]
     lines += ["## Evaluation", ""]
