@@ -297,6 +297,22 @@ def test_out_of_domain_sets_get_their_own_columns_and_verdicts(data_files, tmp_p
     assert report["out_of_domain"]["translate"][0]["results"]["scripted"]["chrf"] > 99
     markdown = render_markdown(report)
     assert "| task | metric | backend | in domain | out of domain 1 |" in markdown
+    assert not report["skipped"]
+    # a model tuned on a registry set: its learned baselines learn from that set; when it is
+    # not prepared they fall back to the in-domain data, and the report says so
+    tuned = ScriptedClient()
+    tuned.task_card = {"tasks": {"sentiment": {"data": "sentiment-en-broad"}}}
+    report = evaluate_tasks(
+        [Target("scripted", tuned)], tasks=("sentiment",), data=data_files,
+        limits={str(ood_sentiment): 2}, cache_dir=str(tmp_path / "empty-cache"),
+        out_of_domain={"sentiment": [str(ood_sentiment)]})
+    assert report["out_of_domain"]["sentiment"][0]["baseline_data"] == \
+        data_files["sentiment_train"]
+    assert report["skipped"] == [
+        f"sentiment: {ood_sentiment}'s learned baselines learn from "
+        f"{data_files['sentiment_train']}, not from sentiment-en-broad, the model's own "
+        "sentiment data (not prepared: run `gpt-tf data prepare sentiment-en-broad`)"]
+    assert "not prepared: run `gpt-tf data prepare sentiment-en-broad`" in render_markdown(report)
     assert "Out of domain, every metric beats its baseline: no." in markdown
     assert "### Sentiment, out of domain:" in markdown
     assert "in domain)" in markdown

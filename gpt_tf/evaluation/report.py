@@ -466,18 +466,21 @@ def _setup_sentiment(entry, task_data, first, say):
 _SETUPS = {LM: _setup_lm, task_table.TRANSLATE: _setup_translate, task_table.QA: _setup_qa,
            task_table.SENTIMENT: _setup_sentiment}
 
-def _tuned_data(client, task):
-    """The prepared data set the model was fine-tuned on for `task` (its task card), or None."""
+def _tuned_data(client, task, cache_dir=None):
+    """`(name, prepared)`: the registry data set the model was fine-tuned on for `task` (its
+    task card) and whether it is prepared, or `(None, False)` (a file, an unknown or an
+    evaluation-only name, or no task card)."""
     from gpt_tf.datasets import api, registry
 
     name = (((client.task_card or {}).get("tasks") or {}).get(task) or {}).get("data")
     if not name or os.path.exists(name):
-        return None
+        return None, False
     try:
-        return name if api.is_prepared(name) and not registry.get_spec(name).evaluation_only \
-            else None
+        if registry.get_spec(name).evaluation_only:
+            return None, False
+        return name, api.is_prepared(name, cache_dir)
     except UserError:
-        return None
+        return None, False
 
 
 def _domain(name, cache_dir):
@@ -595,7 +598,15 @@ def _evaluate_out_of_domain(report, task, name, data, limits, targets, client_fo
     if task == LM:
         baseline = BASELINE_TRAIN.get(name) or in_domain
     elif task == task_table.SENTIMENT:
-        baseline = _tuned_data(client_for(targets[0]), task) or in_domain
+        tuned, prepared = _tuned_data(client_for(targets[0]), task, cache_dir)
+        baseline = tuned if prepared else in_domain
+        if tuned and not prepared:
+            report["skipped"].append(
+                f"{task}: {name}'s learned baselines learn from {in_domain}, not from "
+                f"{tuned}, the model's own sentiment data (not prepared: run `gpt-tf data "
+                f"prepare {tuned}`)")
+            say(f"{task}: {tuned} is not prepared; {name}'s learned baselines learn from "
+                f"{in_domain}")
     say(f"{task}: out of domain, loading {name}")
     ood_data = load_task_data(task, name, "test", limits.get(name, limits[task]),
                               cache_dir, baseline_source=baseline)
