@@ -12,16 +12,18 @@ from apps._common import base_parser, client_from_args, get_client, print_json, 
 from gpt_tf.errors import UserError
 
 
-def answer(context, question, model=None, max_answer_tokens=None, doc_stride=None):
+def answer(context, question, model=None, max_answer_tokens=None, doc_stride=None,
+           min_answer_logprob=None):
     """`{"answer", "start", "end", "score", "no_answer", ...}` for one question."""
     from gpt_tf.tasks.qa import answer as answer_one
 
-    return answer_one(get_client(model), context, question, max_answer_tokens, doc_stride)
+    return answer_one(get_client(model), context, question, max_answer_tokens, doc_stride,
+                      min_answer_logprob)
 
 
 def main(argv=None):
     from gpt_tf.task_data.formats import check_user_text
-    from gpt_tf.tasks.qa import answer_questions
+    from gpt_tf.tasks.qa import SUGGESTED_MIN_ANSWER_LOGPROB, answer_questions, check_floor
 
     parser = base_parser("qa", "Extractive question answering with a fine-tuned gpt-tf model.")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -32,7 +34,14 @@ def main(argv=None):
     parser.add_argument("--max-answer-tokens", type=int, default=None)
     parser.add_argument("--doc-stride", type=int, default=None,
                         help="tokens between overlapping context windows")
+    parser.add_argument("--min-answer-logprob", type=float, default=None, metavar="NATS",
+                        help="answer 'no answer' when the answer's mean log-probability per "
+                             "token is below this (e.g. %(suggested)s: on Wikipedia questions "
+                             "fewer confidently wrong answers, a few right ones lost; "
+                             "bench/qa_floor.py); default: no floor"
+                             % {"suggested": SUGGESTED_MIN_ANSWER_LOGPROB})
     args = parser.parse_args(argv)
+    check_floor(args.min_answer_logprob)  # before the model loads
     context, where = args.context, "--context"
     if args.context_file:
         where = f"--context-file '{args.context_file}'"
@@ -50,16 +59,22 @@ def main(argv=None):
         check_user_text(text, what)
     client = client_from_args(args)
     results = answer_questions(client, [(context, q) for q in args.question],
-                               args.max_answer_tokens, args.doc_stride)
+                               args.max_answer_tokens, args.doc_stride,
+                               min_answer_logprob=args.min_answer_logprob)
     if args.json:
         print_json([{"question": q, **r} for q, r in zip(args.question, results)])
         return 0
     for question, result in zip(args.question, results):
-        if result["no_answer"]:
+        if "below_floor" in result:
+            print(f"{question}\n  no answer: '{result['below_floor']}' was found in the text "
+                  f"but its log-prob per token, {result['logprob_per_token']:.3f}, is below "
+                  f"--min-answer-logprob {args.min_answer_logprob}")
+        elif result["no_answer"]:
             print(f"{question}\n  no answer in the text (score {result['score']:.2f})")
         else:
             print(f"{question}\n  {result['answer']}  [characters {result['start']}-"
-                  f"{result['end']}, log-prob {result['score']:.3f}, "
+                  f"{result['end']}, log-prob {result['score']:.3f} "
+                  f"({result['logprob_per_token']:.3f} per token), "
                   f"{result['windows']} window(s)]")
     return 0
 

@@ -2,9 +2,10 @@
 
     python bench/qa_floor.py [--model models/multitask] [--limit 200] [--keep 0.9]
 
-`gpt_tf.tasks.qa` answers "no answer" only when the generated answer is not supported by
-the context; an answer the model gives with a very low probability still comes back. This
-measures a floor on the answer's mean log-probability per token (`score / tokens`), chosen
+By default `gpt_tf.tasks.qa` answers "no answer" only when the generated answer is not
+supported by the context; an answer the model gives with a very low probability still comes
+back. This measures a floor on the answer's mean log-probability per token (its
+`logprob_per_token`, the value `apps.qa --min-answer-logprob` compares), chosen
 on validation questions only (`qa-en-broad`'s validation split: the lowest floor that keeps
 `--keep` of the validation answers that are exactly right), then applied to test sets in and
 out of domain. One generation per question serves every row. Prints a table and writes
@@ -34,13 +35,7 @@ def answers_with_scores(client, questions):
     answers = qa.answer_questions(client, [(q.context, q.question) for q in questions])
     truths = [[a.text for a in q.answers] for q in questions]
     scores = metrics.squad_question_scores([a["answer"] for a in answers], truths)
-    given = [a["answer"] for a in answers if not a["no_answer"]]
-    counts = iter(client.count_tokens(given) if given else [])
-    rows = []
-    for answer, (em, f1) in zip(answers, scores):
-        mean = None if answer["no_answer"] else answer["score"] / max(1, next(counts))
-        rows.append((mean, em, f1))
-    return rows
+    return [(a["logprob_per_token"], em, f1) for a, (em, f1) in zip(answers, scores)]
 
 
 def summarise(rows, floor=None):

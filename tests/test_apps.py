@@ -12,7 +12,7 @@ import pytest
 from gpt_tf.clients import open_client, resolve_target
 from gpt_tf.clients.base import Client, Completion
 from gpt_tf.errors import UserError
-from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, locate
+from gpt_tf.tasks.qa import NO_ANSWER_SCORE, answer, answer_questions, locate
 from gpt_tf.tasks.sentiment import calibrate, classify
 from gpt_tf.tasks.translate import (
     collapse_repeats,
@@ -311,6 +311,39 @@ def test_an_answer_the_context_does_not_support_is_no_answer(generated, expected
         assert window[old[0]:old[1]] == "Northumberland"
 
 
+def test_a_floor_on_the_log_probability_per_token_turns_unsure_answers_into_no_answer():
+    context = "Frodo met Sam near the Green Dragon."
+    client = Scripted(answers={"Who met": "Frodo", "Where": "the Green Dragon"},
+                      scores={"|Frodo": -0.5, "|the Green Dragon": -4.5})
+    items = [(context, "Who met Sam?"), (context, "Where?")]
+    plain = answer_questions(client, items)
+    assert [a["answer"] for a in plain] == ["Frodo", "the Green Dragon"]
+    # Scripted tokens are words: -4.5 over 3 tokens is -1.5 per token.
+    assert [a["logprob_per_token"] for a in plain] == [-0.5, -1.5]
+    floored = answer_questions(client, items, min_answer_logprob=-1.0)
+    assert floored[0] == plain[0]
+    assert floored[1]["no_answer"] and floored[1]["answer"] == ""
+    assert floored[1]["score"] == NO_ANSWER_SCORE and floored[1]["start"] == -1
+    assert floored[1]["below_floor"] == "the Green Dragon"
+    assert floored[1]["logprob_per_token"] == -1.5
+    # An answer at the floor stays; no answer at all has no per-token value.
+    assert not answer(client, context, "Where?", min_answer_logprob=-1.5)["no_answer"]
+    missing = answer(Scripted(answers={"<|answer|>": "Gandalf"}), context, "Who?",
+                     min_answer_logprob=-1.0)
+    assert missing["no_answer"] and missing["logprob_per_token"] is None
+    assert "below_floor" not in missing
+
+
+@pytest.mark.parametrize("value, message", [
+    (0.1, "at most 0"), (float("nan"), "finite number"), ("-1", "finite number"),
+    (True, "finite number"),
+])
+def test_a_bad_answer_floor_is_a_clear_error(value, message):
+    client = Scripted(answers={"Who": "Frodo"})
+    with pytest.raises(UserError, match=message):
+        answer(client, "Frodo went home.", "Who?", min_answer_logprob=value)
+
+
 def test_a_short_word_inside_the_answer_is_no_match():
     # Found by probing the app: "at" (ratio 0.67 on 2 characters) answered "Kate".
     assert locate("Brutus stood by the river at dawn.", "Kate") is None
@@ -471,7 +504,13 @@ def test_the_app_clis_answer_and_print(trained_run, capsys):
     assert run("apps.qa", qa.main, ["--model", model, "--no-xla", "--context", "Frodo went home.",
                                     "--question", "Who?", "--max-answer-tokens", "4",
                                     "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out)[0]) >= {"answer", "start", "end", "score"}
+    assert set(json.loads(capsys.readouterr().out)[0]) >= {"answer", "start", "end", "score",
+                                                           "logprob_per_token"}
+    # A floor of 0 turns down every answer (each has a log-probability below 0).
+    assert run("apps.qa", qa.main, ["--model", model, "--no-xla", "--context", "Frodo went home.",
+                                    "--question", "Who?", "--max-answer-tokens", "4",
+                                    "--min-answer-logprob", "0"]) == 0
+    assert "no answer" in capsys.readouterr().out
     assert run("apps.generate", generate.main, ["--model", model, "--no-xla", "--temperature", "0",
                                                 "--max-new-tokens", "5", "And God"]) == 0
     assert capsys.readouterr().out.startswith("And God")
@@ -531,6 +570,10 @@ def test_the_sentiment_cli_calibrates_saves_and_reuses_offsets(trained_run, caps
     ("sentiment", ["--offsets", 'FILE:{"offsets": {}}', "good"], "holds no offsets"),
     ("sentiment", ["--offsets", 'FILE:{"great": 1}', "good"], "'great'"),
     ("sentiment", ["--calibrate", "FILE:", "good"], "empty"),
+    ("qa", ["--context", "x", "--question", "Who?", "--min-answer-logprob", "0.5"],
+     "at most 0"),
+    ("qa", ["--context", "x", "--question", "Who?", "--min-answer-logprob", "nan"],
+     "finite number"),
     ("sentiment", ["--calibrate", 'FILE:{"text": "good", "label": "positive"}', "good"],
      "at least two different labels"),
 ])
