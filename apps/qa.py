@@ -41,7 +41,7 @@ def main(argv=None):
                              "bench/qa_floor.py); default: no floor"
                              % {"suggested": SUGGESTED_MIN_ANSWER_LOGPROB})
     args = parser.parse_args(argv)
-    check_floor(args.min_answer_logprob)  # before the model loads
+    check_floor(args.min_answer_logprob, "--min-answer-logprob")  # before the model loads
     context, where = args.context, "--context"
     if args.context_file:
         where = f"--context-file '{args.context_file}'"

@@ -571,7 +571,7 @@ def test_the_sentiment_cli_calibrates_saves_and_reuses_offsets(trained_run, caps
     ("sentiment", ["--offsets", 'FILE:{"great": 1}', "good"], "'great'"),
     ("sentiment", ["--calibrate", "FILE:", "good"], "empty"),
     ("qa", ["--context", "x", "--question", "Who?", "--min-answer-logprob", "0.5"],
-     "at most 0"),
+     "--min-answer-logprob is a log-probability per token, at most 0"),
     ("qa", ["--context", "x", "--question", "Who?", "--min-answer-logprob", "nan"],
      "finite number"),
     ("sentiment", ["--calibrate", 'FILE:{"text": "good", "label": "positive"}', "good"],

@@ -131,6 +131,22 @@ def test_a_model_that_knows_the_answers_beats_every_baseline(data_files, tmp_pat
     assert "Against the first model" not in markdown  # one model: nothing to compare
 
 
+def test_the_qa_floor_reaches_every_qa_set_and_the_report_says_so(data_files, tmp_path):
+    # The scripted answers score -1 nat per token: a floor above that turns all down.
+    def qa_report(floor):
+        return evaluate_tasks([Target("scripted", ScriptedClient())], tasks=["qa"],
+                              data={**data_files, "qa_min_answer_logprob": floor}, limits={},
+                              out_of_domain={"qa": [data_files["qa"]]})
+    kept, strict = qa_report(-1.0), qa_report(-0.5)
+    for report, exact, no_answer in ((kept, 100.0, 0.0), (strict, 0.0, 1.0)):
+        for entry in [report["tasks"]["qa"]] + report["out_of_domain"]["qa"]:
+            assert entry["results"]["scripted"]["exact_match"] == exact
+            assert entry["results"]["scripted"]["no_answer_rate"] == no_answer
+    markdown = render_markdown(strict)
+    assert markdown.count("were turned down (no answer; `--qa-min-answer-logprob`)") == 2
+    assert "below -0.5 nats" in markdown
+
+
 def test_a_weak_model_is_reported_as_not_beating_its_baselines(data_files):
     targets = [Target("good", ScriptedClient()), Target("copy", ScriptedClient(good=False)),
                Target("broken", ScriptedClient(fail=True))]
@@ -234,6 +250,10 @@ def test_the_standalone_entry_point_reports_user_errors_in_one_line(capsys, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
     assert not os.path.exists(tmp_path / "out" / "report.md")
+    assert eval_cli.main(["--task", "qa", "--model", str(tmp_path / "missing"),
+                          "--qa-min-answer-logprob", "2"]) == 2
+    assert "--qa-min-answer-logprob is a log-probability per token, at most 0" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.slow

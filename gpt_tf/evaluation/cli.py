@@ -62,6 +62,10 @@ def add_task_arguments(parser):
                             "task's defaults: " + "; ".join(
                                 f"{task}: {', '.join(names)}"
                                 for task, names in OUT_OF_DOMAIN.items()) + ")")
+    group.add_argument("--qa-min-answer-logprob", type=float, default=None, metavar="NATS",
+                       help="QA: turn down answers whose mean log-probability per token is "
+                            "below this (what `apps.qa --min-answer-logprob` does), on every "
+                            "QA set; default: no floor")
     group.add_argument("--no-out-of-domain", action="store_true",
                        help="skip the out-of-domain test sets")
     group.add_argument("--fail-under-baseline", action="store_true",
@@ -201,11 +205,16 @@ def run_task_evaluation(args):
     Returns:
         0, or 1 with `--fail-under-baseline` when a metric does not beat its baseline.
     """
+    from gpt_tf.tasks.qa import check_floor
+
+    # before any model or data is read
+    floor = check_floor(args.qa_min_answer_logprob, "--qa-min-answer-logprob")
     tasks = list(TASKS) if args.task == "all" else [args.task]
     targets = build_targets(args, tasks)
     limits = task_limits(args.limit, tasks)
     data = {task: getattr(args, f"{task}_data") for task in TASKS}
-    data.update(lm_train=args.lm_train_data, sentiment_train=args.sentiment_train_data)
+    data.update(lm_train=args.lm_train_data, sentiment_train=args.sentiment_train_data,
+                qa_min_answer_logprob=floor)
     options = {"jit_compile": not args.no_xla,
                "checkpoint": getattr(args, "checkpoint", None) or "final"}
 

@@ -220,7 +220,8 @@ def run_qa(client, data):
     from gpt_tf.tasks.qa import answer_questions
 
     questions = data["examples"]
-    answers = answer_questions(client, [(q.context, q.question) for q in questions])
+    answers = answer_questions(client, [(q.context, q.question) for q in questions],
+                               min_answer_logprob=data.get("min_answer_logprob"))
     predictions = [a["answer"] for a in answers]
     scores = _squad_scores(predictions, questions)
     scores["no_answer_rate"] = sum(a["no_answer"] for a in answers) / len(answers)
@@ -449,6 +450,8 @@ def _setup_translate(entry, task_data, first, say):
 def _setup_qa(entry, task_data, first, say):
     entry["examples"] = len(task_data["examples"])
     entry["baselines"] = qa_baseline(task_data)
+    if task_data.get("min_answer_logprob") is not None:
+        entry["min_answer_logprob"] = task_data["min_answer_logprob"]
     return lambda client: run_qa(client, task_data)
 
 
@@ -514,7 +517,9 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
             of `Target` used for every task.
         tasks: subset of `TASKS`.
         data: `{task: data set name or file}` (defaults: `DEFAULT_DATA`), and
-            for files `{"lm_train": ..., "sentiment_train": ...}` (baselines).
+            for files `{"lm_train": ..., "sentiment_train": ...}` (baselines);
+            `"qa_min_answer_logprob"`: the QA answers' floor on every QA set
+            (see `gpt_tf.tasks.qa.answer_questions`).
         split: `test` or `validation` (in-domain data; out-of-domain sets are
             always their `test` split).
         limits: `{task or data set name: examples}` (lm: tokens); 0 means all; a data
@@ -555,6 +560,7 @@ def evaluate_tasks(targets, tasks=TASKS, data=None, split="test", limits=None, p
             task_data = load_task_data(task, data[task], split,
                                        limits.get(data[task], limits[task]), cache_dir,
                                        data.get(f"{task}_train"))
+            _qa_floor(task, task_data, data)
             entry = _evaluate_set(task, task_data, targets[task], client_for, say)
             domain = _domain(data[task], cache_dir) if _is_name(data[task]) else None
             entry["domain"] = "in-domain" + (f": {domain}" if domain else "")
@@ -580,6 +586,11 @@ def _check_request(tasks, targets, data, limits, out_of_domain):
             raise UserError(f"unknown task '{task}'; use one of {', '.join(TASKS)} or all")
         if not targets.get(task):
             raise UserError(f"no model to evaluate for task '{task}'; pass --model")
+
+
+def _qa_floor(task, task_data, data):
+    if task == task_table.QA and data.get("qa_min_answer_logprob") is not None:
+        task_data["min_answer_logprob"] = data["qa_min_answer_logprob"]
 
 
 def _evaluate_out_of_domain(report, task, name, data, limits, targets, client_for, cache_dir,
@@ -610,6 +621,7 @@ def _evaluate_out_of_domain(report, task, name, data, limits, targets, client_fo
     say(f"{task}: out of domain, loading {name}")
     ood_data = load_task_data(task, name, "test", limits.get(name, limits[task]),
                               cache_dir, baseline_source=baseline)
+    _qa_floor(task, ood_data, data)
     ood = _evaluate_set(task, ood_data, targets, client_for, say)
     ood["domain"] = "out-of-domain: " + (_domain(name, cache_dir) or name)
     ood["baseline_data"] = baseline
@@ -767,6 +779,10 @@ def _entry_lines(task, entry, heading):
             for b in backends if "no_answer_rate" in entry["results"][b])
         lines += ["", "SQuAD v1.1 exact match and F1 in percent. Confidently wrong: an answer "
                       f"given (not 'no answer') with F1 0. {rates}."]
+        if entry.get("min_answer_logprob") is not None:
+            lines += ["", "Answers whose mean log-probability per token is below "
+                          f"{entry['min_answer_logprob']:g} nats were turned down (no answer; "
+                          "`--qa-min-answer-logprob`)."]
     if task == task_table.SENTIMENT:
         for label in backends:
             matrix = entry["results"][label].get("confusion_matrix")

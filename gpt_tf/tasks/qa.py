@@ -139,15 +139,16 @@ def locate(window, answer, prefix=FUZZY_PREFIX):
 SUGGESTED_MIN_ANSWER_LOGPROB = -0.97
 
 
-def check_floor(value):
-    """`min_answer_logprob` as a float (None: no floor), or a UserError naming the fix."""
+def check_floor(value, name="min_answer_logprob"):
+    """`min_answer_logprob` (called `name` in the error) as a float (None: no floor), or a
+    UserError naming the fix."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise UserError(f"min_answer_logprob must be a finite number (got {value!r}); e.g. "
+        raise UserError(f"{name} must be a finite number (got {value!r}); e.g. "
                         f"{SUGGESTED_MIN_ANSWER_LOGPROB}, or leave it out for no floor")
     if value > 0:
-        raise UserError(f"min_answer_logprob is a log-probability per token, at most 0 (got "
+        raise UserError(f"{name} is a log-probability per token, at most 0 (got "
                         f"{value}); e.g. {SUGGESTED_MIN_ANSWER_LOGPROB}")
     return float(value)
 
